@@ -1,0 +1,1 @@
+"""One module per ``telegestion`` command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,31 @@
+"""The one data model shared by the IVR, the call-back, reconciliation and the pages."""
+
+from .base import Base, UTCDateTime, utcnow
+from .directory import Carer, Client, ClientLandline, Company, ServiceNumber
+from .journal import Call, CallEvent, CodeFailure
+from .planning import PlannedIntervention
+from .punches import Punch
+from .reconciliation import Anomaly, AnomalyResolution, Visit, VisitMatch
+from .users import User, user_companies
+
+__all__ = [
+    "Anomaly",
+    "AnomalyResolution",
+    "Base",
+    "Call",
+    "CallEvent",
+    "Carer",
+    "Client",
+    "ClientLandline",
+    "CodeFailure",
+    "Company",
+    "PlannedIntervention",
+    "Punch",
+    "ServiceNumber",
+    "UTCDateTime",
+    "User",
+    "Visit",
+    "VisitMatch",
+    "user_companies",
+    "utcnow",
+]
