@@ -16,12 +16,8 @@ from typing import NoReturn
 
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from .commands.context import SchemaNotReady
+from .commands.context import SchemaNotReady, UsageError
 from .settings import SettingsError
-
-
-class UsageError(Exception):
-    """A command that cannot run as asked; the message is shown as is."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +28,8 @@ class _Parser(argparse.ArgumentParser):
 COMMAND_MODULES = (
     "telegestion.commands.db",
     "telegestion.commands.importing",
+    "telegestion.commands.serve",
+    "telegestion.commands.call",
 )
 
 

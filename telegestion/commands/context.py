@@ -12,6 +12,10 @@ from ..migrate import current_revision, head_revision
 from ..settings import Settings, load_settings
 
 
+class UsageError(Exception):
+    """A command that cannot run as asked; the message is shown as is."""
+
+
 class SchemaNotReady(Exception):
     """The database has no schema or an old one; ``telegestion db upgrade`` fixes it."""
 
