@@ -1,7 +1,7 @@
 """The pure AGI grammar: environment block, replies, line splitting, command encoding.
 
 The reply vectors are the lines Asterisk 22 really sent in the recorded transcripts
-(``/work/shared/asterisk-fastagi-transcripts``); a sweep below also feeds every recorded line.
+(copied into ``tests/ivr/asterisk-transcripts``); a sweep below also feeds every recorded line.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ from ivr.agi_wire import (
 )
 
 TRANSCRIPTS = Path(
-    os.environ.get("TELEGESTION_AGI_TRANSCRIPTS", "/work/shared/asterisk-fastagi-transcripts")
+    os.environ.get(
+        "TELEGESTION_AGI_TRANSCRIPTS", str(Path(__file__).resolve().parent / "asterisk-transcripts")
+    )
 )
 
 # Transcript a, the environment block exactly as Asterisk 22.10.1 sent it.
@@ -599,8 +601,6 @@ def test_arguments_split_like_asterisk(line: str, words: list[str]) -> None:
 
 def test_transcript_sweep_every_recorded_line_parses() -> None:
     """Every line Asterisk sent in every transcript is accepted as env, reply or notice."""
-    if not TRANSCRIPTS.is_dir():
-        pytest.skip(f"transcripts not found at {TRANSCRIPTS} (set TELEGESTION_AGI_TRANSCRIPTS)")
     entry = re.compile(r"^\s+[0-9.]+ ms\s+<< (.*)$")
     files = sorted(TRANSCRIPTS.glob("*.txt"))
     assert len(files) >= 15
@@ -626,3 +626,17 @@ def test_transcript_sweep_every_recorded_line_parses() -> None:
         assert splitter.pending == b"", path.name
         assert not replies.in_block, path.name
     assert total > 400
+
+
+def test_the_wire_module_stays_free_of_twisted() -> None:
+    """The classic AGI script reuses this module: importing it must not pull in Twisted."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ivr.agi_wire; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('twisted', 'sqlalchemy', 'asterisk', 'twilio')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
