@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr import effects as fx
 from ivr.agi_wire import (
@@ -31,9 +31,12 @@ from ivr.agi_wire import (
     PlaybackFailed,
     ReplyTimeout,
 )
-from ivr.call_store import CallRecord, CallStore, utc_now
+from ivr.call_record import NOT_IN_MEMORY, CallRecord, utc_now
 from ivr.flow import FlowSettings, run_call
 from ivr.prompt_catalogue import sound_path
+
+if TYPE_CHECKING:
+    from ivr.call_store import CallStore
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +107,30 @@ def agi_call(
     *,
     node: str,
     transport: str,
+    region: str = "FR",
+    answer_first: bool = False,
     flow_settings: FlowSettings | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> AgiProgram:
-    """The whole call; returns the flow's summary once the journal is written."""
-    call = new_call_record(
-        env, node=node, transport=transport, region=store.default_region, now=clock()
-    )
+    """The whole call; returns the flow's summary once the journal is written.
+
+    ``answer_first`` answers before the flow's first lookup: a classic AGI script does, so the
+    caller is connected while its database layer is still loading; the flow's own ``Answer``
+    then costs nothing.
+    """
+    call = new_call_record(env, node=node, transport=transport, region=region, now=clock())
     language = env.language or "fr"
     flow = run_call(fx.CallStart(call.called_raw, call.caller_raw), flow_settings or FlowSettings())
     reply: fx.Reply = None
     throw: BaseException | None = None
     hangup_requested = False
+    answered = False
+    if answer_first:
+        try:
+            yield ChannelOp("answer")
+            answered = True
+        except ChannelHungUp as exc:
+            call.add(clock(), "hangup", {"during": "Answer", "why": _why(exc)})
     while True:
         try:
             effect = flow.throw(throw) if throw is not None else flow.send(reply)
@@ -128,6 +143,8 @@ def agi_call(
             continue
         if not fx.is_channel_effect(effect):
             reply = yield from _world(store, effect, call, clock)
+            continue
+        if isinstance(effect, fx.Answer) and answered:
             continue
         if isinstance(effect, fx.Hangup):
             # Hang up once the outcome is known, so TELEGESTION_STATUS is set first.
@@ -164,6 +181,11 @@ def _world(
     store: CallStore, effect: fx.Effect, call: CallRecord, clock: Callable[[], dt.datetime]
 ) -> Generator[Op, Any, fx.Reply]:
     try:
+        from_memory = getattr(store, "answer_from_memory", None)
+        if from_memory is not None:
+            reply = from_memory(effect, call)
+            if reply is not NOT_IN_MEMORY:
+                return reply
         return (yield Blocking(store.answer, (effect, call)))
     except Exception as exc:  # a bug or an unexpected database state: end the call politely
         log.exception("world effect %s failed for call %s", type(effect).__name__, call.call_key)
@@ -256,3 +278,27 @@ def _why(exc: ChannelHungUp) -> str:
     if isinstance(exc, ReplyTimeout):
         return "asterisk_timeout"
     return "caller_hung_up" if type(exc) is ChannelHungUp else "connection_lost"
+
+
+def execute_sync(
+    program: AgiProgram, channel: Any, run_blocking: Callable[..., Any] | None = None
+) -> fx.CallSummary:
+    """Drive an AGI call program over a blocking channel (a classic AGI script, a thread)."""
+    run = run_blocking or (lambda fn, *args: fn(*args))
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = program.throw(error) if error is not None else program.send(result)
+        except StopIteration as stop:
+            return stop.value
+        result, error = None, None
+        try:
+            if isinstance(op, Blocking):
+                result = run(op.fn, *op.args)
+            elif op.live and channel.hung_up:
+                raise ChannelHungUp("the caller hung up")
+            else:
+                result = getattr(channel, op.name)(*op.args)
+        except Exception as exc:
+            error = exc

@@ -20,63 +20,30 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr import effects as fx
-from ivr import punch_rules
+from ivr import punch_rules, visit_menu
+from ivr.call_record import NOT_IN_MEMORY, CallRecord, Clock, utc_now
+from ivr.client_label import client_label
 from telegestion.model import (
     Anomaly,
     Call,
     CallEvent,
     Carer,
+    Client,
     ClientLandline,
     CodeFailure,
     Company,
+    PlannedIntervention,
     Punch,
     ServiceNumber,
 )
 from telegestion.phones import is_withheld, to_e164
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclasses.dataclass
-class CallRecord:
-    """One call's journal as it happens; written with the punch and when the call ends."""
-
-    origin: str
-    call_key: str
-    transport: str
-    called_raw: str
-    caller_raw: str
-    caller_presentation: str | None
-    started_at: dt.datetime
-    default_region: str = "FR"
-    company_id: int | None = None
-    call_id: int | None = None
-    events: list[tuple[dt.datetime, str, dict[str, Any]]] = dataclasses.field(default_factory=list)
-    written_events: int = 0
-    company_code_keyed: str | None = None
-    carer_code_keyed: str | None = None
-
-    @property
-    def caller_e164(self) -> str | None:
-        return to_e164(self.caller_raw, self.default_region)
-
-    @property
-    def called_e164(self) -> str | None:
-        return to_e164(self.called_raw, self.default_region)
-
-    def add(self, at: dt.datetime, kind: str, detail: dict[str, Any]) -> None:
-        self.events.append((at, kind, detail))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,37 +69,93 @@ class CallStore:
         self.directory_ttl_s = directory_ttl_s
         self._lock = threading.Lock()
         self._loaded_at = -1e9
+        self._refreshing = threading.Lock()
         self._numbers: dict[str, tuple[str, int | None]] = {}
         self._companies_by_id: dict[int, _CompanyRow] = {}
         self._companies_by_code: dict[str, _CompanyRow] = {}
+        self._active_carers: dict[tuple[int, str], int] = {}
+        self._landlines: dict[tuple[int, str], int] = {}
+        # Caller numbers with failed code entries recent enough to matter for a lock-out. Any
+        # other caller (nearly all of them) is not locked out, known without a query.
+        self.failing_ttl_s = 5.0
+        self._failing_callers: frozenset[str] = frozenset()
+        self._failing_loaded_at = -1e9
+        bind = sessions.kw.get("bind")
+        if bind is None:
+            raise ValueError("CallStore needs a sessionmaker bound to an engine")
+        self.engine = bind
 
     # --- the small, hot part of the directory, cached -----------------------------------------
 
     def _refresh_directory(self, force: bool = False) -> None:
-        """Called numbers and companies change rarely and are read on every call: keep a copy.
+        """The directory is read on every call and changes rarely: keep a copy, reloaded every
+        ``directory_ttl_s`` by one thread while the others go on with the previous copy.
 
-        A miss reloads at once, so a number imported a second ago works on the next call.
+        A miss always asks the database (``_lookup_cached``, ``_carer``, ``_client``), so a number,
+        carer or landline imported a second ago works on the next call; what the copy can delay,
+        by at most the TTL, is a carer deactivated or a landline moved to another client.
         """
         now = time.monotonic()
         if not force and now - self._loaded_at < self.directory_ttl_s:
             return
-        with self.sessions() as session:
-            companies = {
-                c.id: _CompanyRow(
-                    fx.CompanyInfo(c.id, c.code, c.language, c.timezone, c.task_codes_enabled),
-                    c.region,
-                )
-                for c in session.scalars(select(Company))
-            }
-            numbers = {
-                n.number_e164: (n.kind, n.company_id)
-                for n in session.scalars(select(ServiceNumber))
-            }
-        with self._lock:
-            self._companies_by_id = companies
-            self._companies_by_code = {row.info.code: row for row in companies.values()}
-            self._numbers = numbers
-            self._loaded_at = now
+        first = self._loaded_at < 0
+        if not self._refreshing.acquire(blocking=force or first):
+            return
+        try:
+            if not force and time.monotonic() - self._loaded_at < self.directory_ttl_s:
+                return
+            with self.engine.connect() as conn:
+                companies = {
+                    c.id: _CompanyRow(
+                        fx.CompanyInfo(c.id, c.code, c.language, c.timezone, c.task_codes_enabled),
+                        c.region,
+                    )
+                    for c in conn.execute(
+                        select(
+                            Company.id,
+                            Company.code,
+                            Company.language,
+                            Company.timezone,
+                            Company.task_codes_enabled,
+                            Company.region,
+                        )
+                    )
+                }
+                numbers = {
+                    n.number_e164: (n.kind, n.company_id)
+                    for n in conn.execute(
+                        select(
+                            ServiceNumber.number_e164, ServiceNumber.kind, ServiceNumber.company_id
+                        )
+                    )
+                }
+                carers = {
+                    (r.company_id, r.carer_code): r.id
+                    for r in conn.execute(
+                        select(Carer.id, Carer.company_id, Carer.carer_code).where(
+                            Carer.active.is_(True)
+                        )
+                    )
+                }
+                landlines = {
+                    (r.company_id, r.number_e164): r.client_id
+                    for r in conn.execute(
+                        select(
+                            ClientLandline.company_id,
+                            ClientLandline.number_e164,
+                            ClientLandline.client_id,
+                        )
+                    )
+                }
+            with self._lock:
+                self._companies_by_id = companies
+                self._companies_by_code = {row.info.code: row for row in companies.values()}
+                self._numbers = numbers
+                self._active_carers = carers
+                self._landlines = landlines
+                self._loaded_at = time.monotonic()
+        finally:
+            self._refreshing.release()
 
     def _lookup_cached(self, get: Callable[[], Any]) -> Any:
         self._refresh_directory()
@@ -161,6 +184,36 @@ class CallStore:
             )
             return fx.Failure(f"database: {type(exc).__name__}")
 
+    def answer_from_memory(self, effect: fx.Effect, call: CallRecord) -> fx.Reply | object:
+        """The answer to a lookup that the directory copy holds, without blocking; else
+        ``NOT_IN_MEMORY`` and the caller runs ``answer`` on a worker thread.
+
+        Most lookups of a call hit the copy: answering them on the caller's thread saves a
+        thread hop each, which is most of what they would cost.
+        """
+        if time.monotonic() - self._loaded_at >= self.directory_ttl_s:
+            return NOT_IN_MEMORY  # a refresh is due: the worker thread does it
+        if isinstance(effect, fx.LookupCalledNumber):
+            e164 = to_e164(effect.called_raw, self.default_region)
+            if e164 is not None and e164 in self._numbers:
+                return self._called_number(effect, call)
+        elif isinstance(effect, fx.LookupCompany):
+            if effect.code in self._companies_by_code:
+                return self._company(effect, call)
+        elif isinstance(effect, fx.CheckLockout):
+            if self._lockout_from_memory(effect.caller_raw) is False:
+                return False
+        elif isinstance(effect, fx.LookupCarer):
+            carer_id = self._active_carers.get((effect.company_id, effect.carer_code))
+            if carer_id is not None:
+                return fx.CarerInfo(carer_id)
+        elif isinstance(effect, fx.LookupClient):
+            e164 = to_e164(effect.caller_raw, self.company_region(effect.company_id))
+            client_id = self._landlines.get((effect.company_id, e164)) if e164 else None
+            if client_id is not None:
+                return fx.ClientInfo(client_id)
+        return NOT_IN_MEMORY
+
     def _called_number(
         self, effect: fx.LookupCalledNumber, call: CallRecord
     ) -> fx.CalledNumber | None:
@@ -184,28 +237,102 @@ class CallStore:
         return row.info
 
     def _carer(self, effect: fx.LookupCarer, call: CallRecord) -> fx.CarerInfo | None:
-        with self.sessions() as session:
-            carer_id = session.scalar(
-                select(Carer.id).where(
-                    Carer.company_id == effect.company_id,
-                    Carer.carer_code == effect.carer_code,
-                    Carer.active.is_(True),
-                )
-            )
+        self._refresh_directory()
+        carer_id = self._active_carers.get((effect.company_id, effect.carer_code))
+        if carer_id is None:
+            with self.engine.connect() as conn:
+                carer_id = conn.execute(
+                    select(Carer.id).where(
+                        Carer.company_id == effect.company_id,
+                        Carer.carer_code == effect.carer_code,
+                        Carer.active.is_(True),
+                    )
+                ).scalar()
         return fx.CarerInfo(carer_id) if carer_id is not None else None
 
     def _client(self, effect: fx.LookupClient, call: CallRecord) -> fx.ClientInfo | None:
         e164 = to_e164(effect.caller_raw, self.company_region(effect.company_id))
         if e164 is None:
             return None
-        with self.sessions() as session:
-            client_id = session.scalar(
-                select(ClientLandline.client_id).where(
-                    ClientLandline.company_id == effect.company_id,
-                    ClientLandline.number_e164 == e164,
-                )
-            )
+        self._refresh_directory()
+        client_id = self._landlines.get((effect.company_id, e164))
+        if client_id is None:
+            with self.engine.connect() as conn:
+                client_id = conn.execute(
+                    select(ClientLandline.client_id).where(
+                        ClientLandline.company_id == effect.company_id,
+                        ClientLandline.number_e164 == e164,
+                    )
+                ).scalar()
         return fx.ClientInfo(client_id) if client_id is not None else None
+
+    # --- the call-back's carer and menu (SPEC.md section 4) ----------------------------------
+
+    def _carers_by_mobile(self, effect: fx.FindCarerByMobile, call: CallRecord) -> fx.CarerMatches:
+        mobile = to_e164(effect.mobile_raw, self.default_region)
+        if mobile is None:
+            return fx.CarerMatches(())
+        query = select(Carer.id, Carer.company_id).where(
+            Carer.mobile_e164 == mobile,
+            Carer.carer_code == effect.carer_code,
+            Carer.active.is_(True),
+        )
+        if effect.company_id is not None:
+            query = query.where(Carer.company_id == effect.company_id)
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        matches: list[fx.CarerMatch] = []
+        for carer_id, company_id in rows:
+            company = self._lookup_cached(lambda c=company_id: self._companies_by_id.get(c))
+            if company is not None:
+                matches.append(fx.CarerMatch(carer_id, company.info))
+        matches.sort(key=lambda m: m.company.code)
+        if len(matches) == 1:
+            call.company_id = matches[0].company.company_id
+        return fx.CarerMatches(tuple(matches))
+
+    def _visit_choices(self, effect: fx.ListVisitChoices, call: CallRecord) -> fx.VisitChoices:
+        now = self.clock()
+        around = visit_menu.AROUND_NOW
+        with self.sessions() as session:
+            planned = [
+                visit_menu.PlannedVisit(client_id, start, end, client_label(name))
+                for client_id, start, end, name in session.execute(
+                    select(
+                        PlannedIntervention.client_id,
+                        PlannedIntervention.planned_start,
+                        PlannedIntervention.planned_end,
+                        Client.name,
+                    )
+                    .join(Client, Client.id == PlannedIntervention.client_id)
+                    .where(
+                        PlannedIntervention.company_id == effect.company_id,
+                        PlannedIntervention.carer_id == effect.carer_id,
+                        PlannedIntervention.status != "not_done",
+                        PlannedIntervention.planned_start <= now + around,
+                        PlannedIntervention.planned_end >= now - around,
+                    )
+                )
+            ]
+            latest: dict[int, visit_menu.LatestAtClient] = {}
+            for client_id, kind, at, status, name in session.execute(
+                select(Punch.client_id, Punch.kind, Punch.at, Punch.status, Client.name)
+                .join(Client, Client.id == Punch.client_id)
+                .where(
+                    Punch.carer_id == effect.carer_id,
+                    Punch.company_id == effect.company_id,
+                    Punch.at > now - visit_menu.PUNCH_LOOKBACK,
+                )
+                .order_by(Punch.at, Punch.id)
+            ):
+                latest[client_id] = visit_menu.LatestAtClient(
+                    client_id,
+                    punch_rules.LatestPunch(kind, at, status == "client_absent"),
+                    client_label(name),
+                )
+        row = self._companies_by_id.get(effect.company_id)
+        timezone = row.info.timezone if row else "Europe/Paris"
+        return fx.VisitChoices(visit_menu.visit_choices(planned, latest.values(), now, timezone))
 
     # --- lock-out ---------------------------------------------------------------------------------
 
@@ -216,25 +343,40 @@ class CallStore:
         return to_e164(caller_raw, region) or caller_raw.strip()[:20]
 
     def _failures(
-        self, session: Session, key: str, now: dt.datetime
+        self, session: Session | Connection, key: str, now: dt.datetime
     ) -> list[punch_rules.CodeFailure]:
         since = now - punch_rules.LOCKOUT_WINDOW - punch_rules.LOCKOUT_DURATION
-        rows = session.execute(
-            select(CodeFailure.at, CodeFailure.what).where(
-                CodeFailure.caller_e164 == key, CodeFailure.at > since
-            )
-        )
+        rows = session.execute(_RECENT_FAILURES, {"caller": key, "since": since})
         return [punch_rules.CodeFailure(at, reason) for at, reason in rows]
+
+    def _refresh_failing_callers(self, conn: Connection, now: dt.datetime) -> None:
+        """Reload the numbers with recent failures; another worker's failures show within
+        ``failing_ttl_s``, nothing next to the hour a lock-out needs."""
+        since = now - punch_rules.LOCKOUT_WINDOW - punch_rules.LOCKOUT_DURATION
+        callers = conn.execute(_FAILING_CALLERS, {"since": since}).scalars().all()
+        self._failing_callers = frozenset(callers)
+        self._failing_loaded_at = time.monotonic()
+
+    def _lockout_from_memory(self, caller_raw: str) -> bool | None:
+        """False when the number surely has no recent failure, None when a query must say."""
+        key = self._lockout_key(caller_raw, self.default_region)
+        if key is None:
+            return False
+        if time.monotonic() - self._failing_loaded_at >= self.failing_ttl_s:
+            return None
+        return False if key not in self._failing_callers else None
 
     def _check_lockout(self, effect: fx.CheckLockout, call: CallRecord) -> bool:
         key = self._lockout_key(effect.caller_raw, self.default_region)
         if key is None:
             return False
         now = self.clock()
-        with self.sessions() as session:
-            return punch_rules.is_locked_out(
-                effect.caller_raw, self._failures(session, key, now), now
-            )
+        with self.engine.connect() as conn:
+            if time.monotonic() - self._failing_loaded_at >= self.failing_ttl_s:
+                self._refresh_failing_callers(conn, now)
+            if key not in self._failing_callers:
+                return False
+            return punch_rules.is_locked_out(effect.caller_raw, self._failures(conn, key, now), now)
 
     def _code_failure(self, effect: fx.RecordCodeFailure, call: CallRecord) -> bool:
         key = self._lockout_key(effect.caller_raw, self.default_region)
@@ -242,6 +384,7 @@ class CallStore:
             return False
         now = self.clock()
         new = punch_rules.CodeFailure(now, effect.reason)
+        self._failing_callers = self._failing_callers | {key}
         with self.sessions() as session, session.begin():
             earlier = self._failures(session, key, now)
             session.add(CodeFailure(caller_e164=key, at=now, what=effect.reason))
@@ -271,89 +414,78 @@ class CallStore:
         tz = ZoneInfo(row.info.timezone if row else "Europe/Paris")
         return at.astimezone(tz)
 
-    def _recorded(self, punch: Punch) -> fx.PunchRecorded:
+    def _recorded(self, punch: Any) -> fx.PunchRecorded:
+        """The readback of a stored punch (a ``Punch`` or a row with the same fields)."""
         local = self._local(punch.company_id, punch.at)
         kind: fx.PunchKind = "arrival" if punch.kind == "arrival" else "departure"
         return fx.PunchRecorded(punch.id, kind, local.hour, local.minute)
 
     def _latest_in_scope(
         self,
-        session: Session,
+        session: Session | Connection,
         scope: punch_rules.PunchScope,
         caller_e164: str | None,
         now: dt.datetime,
     ) -> punch_rules.LatestPunch | None:
         since = now - punch_rules.OPEN_ARRIVAL_WINDOW - dt.timedelta(hours=1)
-        query = select(Punch.kind, Punch.at, Punch.status).where(
-            Punch.carer_id == scope.carer_id, Punch.at > since
-        )
+        params: dict[str, Any] = {"carer": scope.carer_id, "since": since}
         if scope.client_id is not None:
-            query = query.where(Punch.client_id == scope.client_id)
+            query = _LATEST_AT_CLIENT
+            params["client"] = scope.client_id
         elif scope.caller_number is None:
-            query = query.where(Punch.client_id.is_(None), Punch.caller_withheld.is_(True))
+            query = _LATEST_WITHHELD
         else:
-            query = query.where(
-                Punch.client_id.is_(None),
-                or_(
-                    Punch.caller_e164 == caller_e164,
-                    and_(Punch.caller_e164.is_(None), Punch.caller_raw == scope.caller_number),
-                ),
-            )
-        row = session.execute(query.order_by(Punch.at.desc(), Punch.id.desc()).limit(1)).first()
+            query = _LATEST_FROM_NUMBER
+            params.update(e164=caller_e164, raw=scope.caller_number)
+        row = session.execute(query, params).first()
         if row is None:
             return None
         return punch_rules.LatestPunch(row.kind, row.at, row.status == "client_absent")
 
     def _record_punch(self, effect: fx.RecordPunch, call: CallRecord) -> fx.PunchRecorded:
+        """Decide the kind, store the punch and the journal so far, in one transaction.
+
+        The insert is keyed by (origin, call key) and does nothing on a conflict: a replayed call
+        (Asterisk's ``agi_uniqueid`` again, another worker racing on it) gets the stored punch
+        back instead of a second one, without an error path.
+        """
         region = self.company_region(effect.company_id)
         caller_e164 = to_e164(effect.caller_raw, region)
-        withheld = is_withheld(effect.caller_raw)
-        try:
-            with self.sessions() as session, session.begin():
-                existing = session.scalars(
-                    select(Punch).where(
-                        Punch.origin == call.origin, Punch.call_key == call.call_key
-                    )
-                ).first()
-                if existing is not None:
-                    return self._recorded(existing)
-                now = self.clock()
-                scope = punch_rules.punch_scope(
-                    effect.carer_id, effect.client_id, caller_e164 or effect.caller_raw
-                )
-                latest = self._latest_in_scope(session, scope, caller_e164, now)
-                self._write_call(session, call)
-                punch = Punch(
-                    origin=call.origin,
-                    call_key=call.call_key,
-                    company_id=effect.company_id,
-                    carer_id=effect.carer_id,
-                    client_id=effect.client_id,
-                    kind=punch_rules.punch_kind(latest, now),
-                    at=now,
-                    source="callback" if call.transport == "twilio" else "landline",
-                    location_verified=call.transport != "twilio",
-                    caller_raw=(effect.caller_raw or None) and effect.caller_raw[:64],
-                    caller_e164=caller_e164,
-                    caller_withheld=withheld,
-                    called_raw=call.called_raw[:64] or None,
-                    called_e164=call.called_e164,
-                    call_id=call.call_id,
-                )
-                session.add(punch)
-                session.flush()
-                return self._recorded(punch)
-        except IntegrityError:
-            # Another worker recorded this very call (a replay): answer with its punch.
-            call.call_id = None
-            call.written_events = 0
-            with self.sessions() as session:
-                existing = session.scalars(
-                    select(Punch).where(
+        with self.engine.begin() as conn:
+            now = self.clock()
+            scope = punch_rules.punch_scope(
+                effect.carer_id, effect.client_id, caller_e164 or effect.caller_raw
+            )
+            latest = self._latest_in_scope(conn, scope, caller_e164, now)
+            self._write_call_core(conn, call)
+            values = {
+                "origin": call.origin,
+                "call_key": call.call_key,
+                "company_id": effect.company_id,
+                "carer_id": effect.carer_id,
+                "client_id": effect.client_id,
+                "kind": punch_rules.punch_kind(latest, now),
+                "at": now,
+                "source": "callback" if call.transport == "twilio" else "landline",
+                "status": "recorded",
+                "location_verified": call.transport != "twilio",
+                "caller_raw": (effect.caller_raw or None) and effect.caller_raw[:64],
+                "caller_e164": caller_e164,
+                "caller_withheld": is_withheld(effect.caller_raw),
+                "called_raw": call.called_raw[:64] or None,
+                "called_e164": call.called_e164,
+                "call_id": call.call_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            stored = conn.execute(_statements(conn).insert_punch, values).first()
+            if stored is None:
+                stored = conn.execute(
+                    select(Punch.id, Punch.company_id, Punch.kind, Punch.at).where(
                         Punch.origin == call.origin, Punch.call_key == call.call_key
                     )
                 ).one()
-                return self._recorded(existing)
+            return self._recorded(stored)
 
     def _punch_of_call(self, session: Session, punch_id: int, call: CallRecord) -> Punch:
         punch = session.get(Punch, punch_id)
@@ -407,6 +539,8 @@ class CallStore:
         fx.LookupCompany: _company,
         fx.LookupCarer: _carer,
         fx.LookupClient: _client,
+        fx.FindCarerByMobile: _carers_by_mobile,
+        fx.ListVisitChoices: _visit_choices,
         fx.CheckLockout: _check_lockout,
         fx.RecordCodeFailure: _code_failure,
         fx.RecordPunch: _record_punch,
@@ -425,61 +559,168 @@ class CallStore:
         ended_at: dt.datetime | None = None,
     ) -> None:
         """Insert or update the call row and append the events not yet written."""
-        row = session.get(Call, call.call_id) if call.call_id is not None else None
-        if row is None:
-            row = session.scalars(
-                select(Call).where(Call.origin == call.origin, Call.call_key == call.call_key)
-            ).first()
-        if row is None:
-            row = Call(
-                origin=call.origin,
-                call_key=call.call_key,
-                transport=call.transport,
-                started_at=call.started_at,
-                called_raw=call.called_raw[:64] or None,
-                called_e164=call.called_e164,
-                caller_raw=call.caller_raw[:64] or None,
-                caller_e164=call.caller_e164,
-                caller_presentation=call.caller_presentation,
-            )
-            session.add(row)
-            session.flush()
-            seq_base = 0
-        else:
-            seq_base = (
-                session.scalar(
-                    select(CallEvent.seq)
-                    .where(CallEvent.call_id == row.id)
-                    .order_by(CallEvent.seq.desc())
-                    .limit(1)
+        self._write_call_core(session.connection(), call, summary, ended_at)
+
+    def _write_call_core(
+        self,
+        conn: Connection,
+        call: CallRecord,
+        summary: fx.CallSummary | None = None,
+        ended_at: dt.datetime | None = None,
+    ) -> None:
+        """The journal with Core statements: one insert for the row, one executemany for the
+        events. A call is journaled twice or more (at the punch, at the end, at each Twilio
+        webhook), so the row is inserted when new and found when it exists."""
+        if call.call_id is None:
+            call_id = conn.execute(
+                _statements(conn).insert_call,
+                {
+                    "origin": call.origin,
+                    "call_key": call.call_key,
+                    "transport": call.transport,
+                    "started_at": call.started_at,
+                    "called_raw": call.called_raw[:64] or None,
+                    "called_e164": call.called_e164,
+                    "caller_raw": call.caller_raw[:64] or None,
+                    "caller_e164": call.caller_e164,
+                    "caller_presentation": call.caller_presentation,
+                    "company_id": call.company_id,
+                },
+            ).scalar()
+            if call_id is None:
+                call_id = conn.execute(
+                    select(Call.id).where(
+                        Call.origin == call.origin, Call.call_key == call.call_key
+                    )
+                ).scalar_one()
+                call.seq_base = (
+                    conn.execute(
+                        select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id)
+                    ).scalar()
+                    or 0
                 )
-                or 0
-            )
-            if call.call_id is None:
                 call.written_events = 0
-        call.call_id = row.id
+            else:
+                call.seq_base = 0
+            call.call_id = call_id
+        changes: dict[str, Any] = {}
         if call.company_id is not None:
-            row.company_id = call.company_id
+            changes["company_id"] = call.company_id
         if summary is not None:
-            row.outcome = summary.outcome
-            row.hangup_step = summary.hangup_step
-            row.company_id = summary.company_id or row.company_id
-            row.carer_id = summary.carer_id
-            row.client_id = summary.client_id
-            row.company_code_keyed = summary.company_code_keyed
-            row.carer_code_keyed = summary.carer_code_keyed
-            row.ended_at = ended_at
+            changes.update(
+                outcome=summary.outcome,
+                hangup_step=summary.hangup_step,
+                carer_id=summary.carer_id,
+                client_id=summary.client_id,
+                company_code_keyed=summary.company_code_keyed,
+                carer_code_keyed=summary.carer_code_keyed,
+                ended_at=ended_at,
+            )
+            if summary.company_id is not None:
+                changes["company_id"] = summary.company_id
+        if changes:
+            conn.execute(
+                update(Call).where(Call.id == bindparam("call_row")),
+                {"call_row": call.call_id, **changes},
+            )
         pending = call.events[call.written_events :]
-        session.add_all(
-            CallEvent(call_id=row.id, seq=seq_base + i + 1, at=at, kind=kind, detail=detail)
-            for i, (at, kind, detail) in enumerate(pending)
-        )
+        if pending:
+            first = call.seq_base + call.written_events + 1
+            conn.execute(
+                insert(CallEvent),
+                [
+                    {
+                        "call_id": call.call_id,
+                        "seq": first + i,
+                        "at": at,
+                        "kind": kind,
+                        "detail": detail,
+                    }
+                    for i, (at, kind, detail) in enumerate(pending)
+                ],
+            )
         call.written_events = len(call.events)
+
+    def write_journal(self, call: CallRecord, *, ended_at: dt.datetime | None = None) -> None:
+        """Write the call row and the events not yet written, for a call that goes on in
+        another request (a Twilio webhook) or that ended without running the flow (a call-back
+        request, an unanswered call-back); never raises."""
+        try:
+            with self.sessions() as session, session.begin():
+                self._write_call(session, call)
+                if ended_at is not None:
+                    row = session.get(Call, call.call_id)
+                    if row is not None and row.ended_at is None:
+                        row.ended_at = ended_at
+        except SQLAlchemyError as exc:
+            log.error("could not journal call %s/%s: %s", call.origin, call.call_key, exc)
 
     def finish(self, call: CallRecord, summary: fx.CallSummary) -> None:
         """Write the call's outcome and its remaining events; never raises (the call is over)."""
         try:
-            with self.sessions() as session, session.begin():
-                self._write_call(session, call, summary, self.clock())
+            with self.engine.begin() as conn:
+                self._write_call_core(conn, call, summary, self.clock())
         except SQLAlchemyError as exc:
             log.error("could not journal call %s/%s: %s", call.origin, call.call_key, exc)
+
+
+def _latest_punch(*where: Any) -> Any:
+    """The carer's latest punch since a time, among those ``where`` selects."""
+    return (
+        select(Punch.kind, Punch.at, Punch.status)
+        .where(Punch.carer_id == bindparam("carer"), Punch.at > bindparam("since"), *where)
+        .order_by(Punch.at.desc(), Punch.id.desc())
+        .limit(1)
+    )
+
+
+# The three scopes of ``ivr.punch_rules.PunchScope``: a known client; a withheld number; an
+# unknown number (stored in E.164 when it parsed, raw otherwise).
+_LATEST_AT_CLIENT = _latest_punch(Punch.client_id == bindparam("client"))
+_LATEST_WITHHELD = _latest_punch(Punch.client_id.is_(None), Punch.caller_withheld.is_(True))
+_LATEST_FROM_NUMBER = _latest_punch(
+    Punch.client_id.is_(None),
+    or_(
+        Punch.caller_e164 == bindparam("e164"),
+        and_(Punch.caller_e164.is_(None), Punch.caller_raw == bindparam("raw")),
+    ),
+)
+
+_FAILING_CALLERS = (
+    select(CodeFailure.caller_e164).where(CodeFailure.at > bindparam("since")).distinct()
+)
+
+_RECENT_FAILURES = select(CodeFailure.at, CodeFailure.what).where(
+    CodeFailure.caller_e164 == bindparam("caller"), CodeFailure.at > bindparam("since")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Statements:
+    """Statements built once per dialect: building one costs more than running it."""
+
+    insert_call: Any
+    insert_punch: Any
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    built = _STATEMENTS.get(conn.dialect.name)
+    if built is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        # INSERT … ON CONFLICT DO NOTHING: a replay finds the row instead of failing on it.
+        built = _Statements(
+            insert_call=dialect_insert(Call)
+            .on_conflict_do_nothing(index_elements=["origin", "call_key"])
+            .returning(Call.id),
+            insert_punch=dialect_insert(Punch)
+            .on_conflict_do_nothing(index_elements=["origin", "call_key"])
+            .returning(Punch.id, Punch.company_id, Punch.kind, Punch.at),
+        )
+        _STATEMENTS[conn.dialect.name] = built
+    return built

@@ -87,6 +87,7 @@ class FastAGICall:
             self.store,
             node=self.node,
             transport="fastagi",
+            region=self.store.default_region,
             flow_settings=self.flow_settings,
             clock=self.clock,
         )

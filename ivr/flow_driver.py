@@ -5,12 +5,16 @@ module plays every part of the transport in memory: it answers world effects fro
 mappings (deciding punch kinds with the real ``ivr.punch_rules``), answers each gather with the
 next scripted caller action, throws :class:`~ivr.effects.CallerHungUp` where the script hangs up,
 and returns everything that was said and replied. :func:`replay_call` feeds a stored reply list
-back, as a stateless transport (Twilio webhooks) does to resume a call.
+back, as a stateless transport (Twilio webhooks) does to resume a call; :func:`resume_flow` is
+the same with the generator kept, for a transport that goes on with the call.
+
+Every function takes the landline flow by default and any other flow (``ivr.callback_flow``)
+through its ``flow`` argument: a fresh generator, not yet started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -22,16 +26,20 @@ from ivr.effects import (
     CallStart,
     CallSummary,
     CarerInfo,
+    CarerMatch,
+    CarerMatches,
     CheckLockout,
     ClientInfo,
     CompanyInfo,
     CorrectPunch,
     Effect,
     Failure,
+    FindCarerByMobile,
     Gather,
     Hangup,
     Journal,
     Keys,
+    ListVisitChoices,
     LookupCalledNumber,
     LookupCarer,
     LookupClient,
@@ -46,13 +54,17 @@ from ivr.effects import (
     Reply,
     ReportClientAbsent,
     SayTime,
+    SayVisitChoice,
     Segment,
+    VisitChoice,
+    VisitChoices,
     is_channel_effect,
 )
 from ivr.flow import FlowSettings, run_call
 from ivr.punch_rules import LatestPunch, flipped_kind, punch_kind, punch_scope
 
 E = TypeVar("E")
+AnyFlow = Generator[Effect, Reply, CallSummary]
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,8 @@ class ScriptedWorld:
     database clock in company-local time: it is read back as the punch time as is.
     ``lockout_after_failures`` makes ``RecordCodeFailure`` answer True from that many failures in
     this call on; ``failing_world_effects`` lists which world effects (1 = the first of the call)
-    get a :class:`Failure` instead of their answer.
+    get a :class:`Failure` instead of their answer. For the call-back flow, ``mobile_carers``
+    holds the carers found by (mobile, carer code) and ``visit_choices`` each carer's menu.
     """
 
     called_numbers: Mapping[str, CalledNumber] = field(default_factory=dict)
@@ -110,6 +123,8 @@ class ScriptedWorld:
     now: datetime = datetime(2025, 3, 14, 9, 41)
     punches: tuple[ScriptedPunch, ...] = ()
     failing_world_effects: frozenset[int] = frozenset()
+    mobile_carers: Mapping[tuple[str, str], tuple[CarerMatch, ...]] = field(default_factory=dict)
+    visit_choices: Mapping[int, tuple[VisitChoice, ...]] = field(default_factory=dict)
 
     def at(self, now: datetime) -> ScriptedWorld:
         """The same world later, e.g. for a second call."""
@@ -169,6 +184,10 @@ class CallTranscript:
 def _segment_text(segment: Segment) -> str:
     if isinstance(segment, Prompt):
         return segment.prompt_id
+    if isinstance(segment, SayVisitChoice):
+        c = segment.choice
+        when = f"{c.local_hour:02d}:{c.local_minute:02d}"
+        return f"choice {segment.key} {c.kind} {when} client {c.client_id}"
     return f"time {segment.hour:02d}:{segment.minute:02d}"
 
 
@@ -195,6 +214,13 @@ class _WorldState:
                 return w.carers.get((company_id, code))
             case LookupClient(company_id=company_id, caller_raw=caller):
                 return w.clients.get((company_id, caller))
+            case FindCarerByMobile(mobile_raw=mobile, carer_code=code, company_id=only):
+                found = w.mobile_carers.get((mobile, code), ())
+                return CarerMatches(
+                    tuple(m for m in found if only is None or m.company.company_id == only)
+                )
+            case ListVisitChoices(carer_id=carer_id):
+                return VisitChoices(w.visit_choices.get(carer_id, ()))
             case CheckLockout(caller_raw=caller):
                 return caller in w.locked_callers
             case RecordCodeFailure():
@@ -262,6 +288,7 @@ def run_scripted_call(
     *,
     hang_up_at: int | None = None,
     max_effects: int = 500,
+    flow: AnyFlow | None = None,
 ) -> CallTranscript:
     """Drive one call; the caller answers each gather with the next action in ``actions``.
 
@@ -276,7 +303,7 @@ def run_scripted_call(
     pending = list(actions)
     effects: list[Effect] = []
     replies: list[ScriptedReply] = []
-    flow = run_call(start, settings)
+    flow = flow if flow is not None else run_call(start, settings)
     hung_up = False
     try:
         effect = next(flow)
@@ -327,14 +354,35 @@ class Replayed:
 
 
 def replay_call(
-    start: CallStart, replies: Sequence[ScriptedReply], settings: FlowSettings | None = None
+    start: CallStart,
+    replies: Sequence[ScriptedReply],
+    settings: FlowSettings | None = None,
+    *,
+    flow: AnyFlow | None = None,
 ) -> Replayed:
     """Feed stored replies to a fresh flow, as a stateless transport does to resume a call.
 
     Raises ``ValueError`` if there are more replies than the call has effects: the stored list
     does not belong to this call (or the flow changed under it).
     """
-    flow = run_call(start, settings)
+    resumed = resume_flow(flow if flow is not None else run_call(start, settings), replies)
+    return resumed.replayed
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A flow fed its stored replies: the live generator, waiting on ``replayed.next_effect``
+    (send it that effect's reply to go on), or finished when ``replayed.summary`` is set."""
+
+    flow: AnyFlow
+    replayed: Replayed
+
+
+def resume_flow(flow: AnyFlow, replies: Sequence[ScriptedReply]) -> Resumed:
+    """Feed stored replies to a fresh flow and keep it, positioned at its next effect.
+
+    Raises ``ValueError`` if there are more replies than the call has effects.
+    """
     effects: list[Effect] = []
     try:
         effect = next(flow)
@@ -344,8 +392,8 @@ def replay_call(
     except StopIteration as stop:
         if len(effects) < len(replies):
             raise ValueError("more replies than the call has effects") from None
-        return Replayed(tuple(effects), None, stop.value)
-    return Replayed(tuple(effects), effect, None)
+        return Resumed(flow, Replayed(tuple(effects), None, stop.value))
+    return Resumed(flow, Replayed(tuple(effects), effect, None))
 
 
 # --- Call length --------------------------------------------------------------------------------
@@ -369,6 +417,8 @@ class CallerTiming:
     def segment_s(self, segment: Segment) -> float:
         if isinstance(segment, SayTime):
             return self.say_time_s
+        if isinstance(segment, SayVisitChoice):
+            return self.default_prompt_s + self.say_time_s
         return self.prompt_s.get(segment.prompt_id, self.default_prompt_s)
 
 

@@ -15,12 +15,29 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 
-def make_engine(url: str, *, statement_timeout_ms: int = 5000, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    statement_timeout_ms: int = 5000,
+    pool_size: int = 10,
+    poolclass: type[Pool] | None = None,
+    pre_ping: bool = True,
+) -> Engine:
+    """``poolclass=NullPool`` for a short-lived process (an AGI script) that needs no pool.
+
+    ``pre_ping`` tests each connection on checkout (one more round trip): right for commands
+    and pages; the FastAGI server turns it off on its hot path, where a connection broken by a
+    database restart fails one operation, is discarded by the pool, and the call is answered.
+    """
     parsed = make_url(url)
+    extra: dict[str, Any] = {"poolclass": poolclass} if poolclass is not None else {}
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **extra
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -41,14 +58,14 @@ def make_engine(url: str, *, statement_timeout_ms: int = 5000, pool_size: int = 
             options = " ".join(options)
         connect_args["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)}"
         parsed = parsed.difference_update_query(["options"])
-    return create_engine(
-        parsed,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_pre_ping=True,
-        pool_timeout=10,
-        connect_args=connect_args,
-    )
+    if poolclass is None:
+        extra = {
+            "pool_size": pool_size,
+            "max_overflow": 0,
+            "pool_pre_ping": True,
+            "pool_timeout": 10,
+        }
+    return create_engine(parsed, connect_args=connect_args, **extra)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

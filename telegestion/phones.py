@@ -8,6 +8,8 @@ region ``RE`` and ``0033 1 45…`` works wherever ``00`` is the international pr
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 WITHHELD_PLACEHOLDERS = frozenset({"anonymous", "unknown", "restricted", "private", "unavailable"})
@@ -47,8 +49,12 @@ def parse_strict(raw: str, region: str) -> str:
     return _format(number)
 
 
+@functools.lru_cache(maxsize=65536)
 def to_e164(raw: str | None, region: str) -> str | None:
     """E.164 of a number delivered by the network, or None when there is none to be had.
+
+    Cached: the same landlines and toll-free numbers come back call after call, and parsing
+    costs more than everything else a lookup does.
 
     Trunks deliver national (``0145678912``), international (``+33…``, ``0033…``) or bare
     country-code forms (``33145678912``); all of them name the same line.

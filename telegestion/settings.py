@@ -35,6 +35,12 @@ class Settings:
     public_url: str = ""
     callback_delay_s: float = 5.0
     callback_retry_s: float = 60.0
+    # The landline flow's waits (ivr.flow.FlowSettings), for FastAGI and the AGI script alike:
+    # how long a carer may take to key a code, and the waits after the readback offers.
+    flow_code_timeout_s: float = 6.0
+    flow_arrival_readback_wait_s: float = 1.5
+    flow_departure_readback_wait_s: float = 3.0
+    flow_task_codes_timeout_s: float = 5.0
     config_file: str | None = None
 
 
@@ -81,5 +87,9 @@ def load_settings(
         raw = env.get(_ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             values[name] = _coerce(name, raw, field.type, _ENV_PREFIX + name.upper())
+
+    for name, value in values.items():
+        if name.startswith("flow_") and not 0 < value <= 60:
+            raise SettingsError(f"{name} must be between 0 and 60 seconds, not {value!r}")
 
     return Settings(**values, config_file=str(path) if path else None)

@@ -34,11 +34,12 @@ class Context:
             raise SchemaNotReady(f"{where} has {state}; run: telegestion db upgrade")
 
 
-def open_context(settings: Settings | None = None) -> Context:
+def open_context(settings: Settings | None = None, *, pre_ping: bool = True) -> Context:
     settings = settings or load_settings()
     engine = make_engine(
         settings.database_url,
         statement_timeout_ms=settings.statement_timeout_ms,
         pool_size=settings.db_pool_size,
+        pre_ping=pre_ping,
     )
     return Context(settings, engine, make_session_factory(engine))

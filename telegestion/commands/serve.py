@@ -23,7 +23,8 @@ def register(sub: Any) -> None:
         "serve",
         help="run the FastAGI server for Asterisk, and the HTTP endpoints",
         description="Serve landline calls over FastAGI (Asterisk connects to --agi-port) and "
-        "HTTP (/healthz) on --http-port. Stops cleanly on SIGTERM or Ctrl-C.",
+        "HTTP (/healthz, and the Twilio call-back webhooks under /twilio/voice/) on --http-port. "
+        "Stops cleanly on SIGTERM or Ctrl-C.",
     )
     parser.add_argument("--agi-port", type=int, help="FastAGI port (default 4573)")
     parser.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
@@ -43,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
     from twisted.web import resource, server
 
+    from callback.web import twilio_resource
+    from ivr.flow_tuning import flow_settings
     from ivr.server import BUNDLED_SOUNDS, check_prompts, start_fastagi_worker
 
-    ctx = open_context()
+    ctx = open_context(pre_ping=False)
     settings = dataclasses.replace(
         ctx.settings,
         **{
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         interface=settings.listen_interface,
         db_threads=settings.db_pool_size,
         default_region=settings.default_region,
+        flow_settings=flow_settings(settings),
     )
 
     class Health(resource.Resource):
@@ -109,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
 
     root = resource.Resource()
     root.putChild(b"healthz", Health())
+    # The Twilio call-back (SPEC.md section 4); answers 503 when Twilio is not configured.
+    threadpool = reactor.getThreadPool()  # type: ignore[attr-defined]
+    twilio = twilio_resource(settings, ctx.sessions, reactor=reactor, threadpool=threadpool)
+    root.putChild(b"twilio", twilio.resource)
+    if twilio.service is not None:
+        reactor.callWhenRunning(twilio.service.start)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("before", "shutdown", twilio.service.stop)  # type: ignore[attr-defined]
     site = server.Site(root)
     site.noisy = False
     http = reactor.listenTCP(settings.http_port, site, interface=settings.listen_interface)  # type: ignore[attr-defined]

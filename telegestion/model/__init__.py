@@ -1,6 +1,7 @@
 """The one data model shared by the IVR, the call-back, reconciliation and the pages."""
 
 from .base import Base, UTCDateTime, utcnow
+from .callback import CallbackCall, CallbackMobile, CallbackRequest, CallbackWebhook
 from .directory import Carer, Client, ClientLandline, Company, ServiceNumber
 from .journal import Call, CallEvent, CodeFailure
 from .planning import PlannedIntervention
@@ -14,6 +15,10 @@ __all__ = [
     "Base",
     "Call",
     "CallEvent",
+    "CallbackCall",
+    "CallbackMobile",
+    "CallbackRequest",
+    "CallbackWebhook",
     "Carer",
     "Client",
     "ClientLandline",

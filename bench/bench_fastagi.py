@@ -1,0 +1,250 @@
+"""Benchmark of issue 3: the FastAGI server under the 8:00 burst, against a thread-per-call
+pyst2 baseline serving the same flow, in the same run, on PostgreSQL.
+
+    .venv/bin/python bench/bench_fastagi.py [--rate 100] [--duration 60]
+        [--database postgresql+psycopg2://postgres@127.0.0.1:5432/test]
+
+Each target gets a fresh schema seeded with a synthetic directory, is driven by
+``bench/agi_loadgen.py`` in its own process, and is checked afterwards: every call must have
+ended ``punch_recorded`` with exactly one punch, of the right carer at the right client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from seed_directory import seed  # noqa: E402
+
+from telegestion.db import make_engine  # noqa: E402
+from telegestion.model import Carer, Client, Company, Punch  # noqa: E402
+
+
+def schema_url(base: str, schema: str) -> str:
+    return (
+        make_url(base)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+
+
+class MemoryWatch:
+    """Peak resident memory of a process (VmHWM) and its CPU seconds, read from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self.threads_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            elif line.startswith("Threads:"):
+                self.threads_peak = max(self.threads_peak, int(line.split()[1]))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._read()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._read()
+        self._stop.set()
+
+
+def start_target(kind: str, url: str, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGESTION_")}
+    env.update(TELEGESTION_DATABASE_URL=url, TELEGESTION_DB_POOL_SIZE="10")
+    if kind == "fastagi":
+        env["TELEGESTION_NODE"] = "bench"
+        argv = [
+            sys.executable,
+            "-m",
+            "telegestion.cli",
+            "serve",
+            "--agi-port",
+            str(port),
+            "--http-port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+        ]
+        ready = re.compile(r"FastAGI on")
+    else:
+        argv = [sys.executable, str(HERE / "pyst2_thread_server.py"), "--port", str(port)]
+        ready = re.compile(r"baseline listening")
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not ready.search(line):
+        proc.kill()
+        raise SystemExit(f"{kind} did not start: {line!r}")
+    return proc
+
+
+def check_punches(url: str, origin: str, expected: list[dict], uniqueids: list[str]) -> dict:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        companies = dict(conn.execute(select(Company.id, Company.code)).all())
+        carers = {
+            r.id: (companies[r.company_id], r.carer_ref)
+            for r in conn.execute(select(Carer.id, Carer.company_id, Carer.carer_ref))
+        }
+        clients = {r.id: r.client_ref for r in conn.execute(select(Client.id, Client.client_ref))}
+        rows = conn.execute(
+            select(Punch.call_key, Punch.carer_id, Punch.client_id, Punch.kind).where(
+                Punch.origin == origin
+            )
+        ).all()
+    engine.dispose()
+    by_key: dict[str, list] = {}
+    for row in rows:
+        by_key.setdefault(row.call_key, []).append(row)
+    right = duplicates = wrong = missing = 0
+    for meta, uid in zip(expected, uniqueids, strict=True):
+        got = by_key.get(uid, [])
+        if not got:
+            missing += 1
+            continue
+        if len(got) > 1:
+            duplicates += 1
+        punch = got[0]
+        ok = (
+            carers[punch.carer_id] == (meta["company"], f"K{meta['index']}")
+            and clients.get(punch.client_id) == f"C{meta['index']}"
+            and punch.kind == "arrival"
+        )
+        right += ok
+        wrong += not ok
+    return {
+        "right": right,
+        "wrong": wrong,
+        "missing": missing,
+        "duplicates": duplicates,
+        "punches": len(rows),
+    }
+
+
+def run_target(kind: str, base_url: str, args: argparse.Namespace) -> dict:
+    schema = f"bench_{kind}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = schema_url(base_url, schema)
+    try:
+        engine = make_engine(url)
+        per_company = int(args.rate * args.duration / 2) + 1
+        seed(engine, per_company)
+        engine.dispose()
+        port = args.port + (0 if kind == "fastagi" else 1)
+        proc = start_target(kind, url, port)
+        watch = MemoryWatch(proc.pid)
+        cpu_before = watch.cpu_seconds()
+        load = subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "agi_loadgen.py"),
+                "--port",
+                str(port),
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.duration),
+                "--per-company",
+                str(per_company),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        cpu = watch.cpu_seconds() - cpu_before
+        watch.stop()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        result = json.loads(load.stdout.strip().splitlines()[-1])
+        checks = check_punches(
+            url,
+            "bench" if kind == "fastagi" else "baseline",
+            result.pop("expected"),
+            result.pop("uniqueids"),
+        )
+        result.update(
+            checks=checks,
+            server_peak_rss_mb=round(watch.peak_kb / 1024, 1),
+            server_threads_peak=watch.threads_peak,
+            server_cpu_s=round(cpu, 1),
+        )
+        return result
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="new calls per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of new calls")
+    parser.add_argument("--port", type=int, default=14600)
+    parser.add_argument("--database", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--only", choices=("fastagi", "baseline"), default=None)
+    args = parser.parse_args()
+    results = {}
+    for kind in ("fastagi", "baseline"):
+        if args.only and kind != args.only:
+            continue
+        started = time.monotonic()
+        results[kind] = run_target(kind, args.database, args)
+        results[kind]["wall_s"] = round(time.monotonic() - started, 1)
+        print(f"{kind}: {json.dumps(results[kind])}", flush=True)
+    if len(results) == 2:
+        a, b = results["fastagi"], results["baseline"]
+        print(
+            json.dumps(
+                {
+                    "p99_turnaround_ratio_baseline_over_fastagi": round(
+                        b["turnaround_ms"]["p99"] / max(a["turnaround_ms"]["p99"], 1e-6), 2
+                    ),
+                    "peak_rss_ratio_baseline_over_fastagi": round(
+                        b["server_peak_rss_mb"] / max(a["server_peak_rss_mb"], 1e-6), 2
+                    ),
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
