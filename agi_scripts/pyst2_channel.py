@@ -93,7 +93,11 @@ class Pyst2Channel:
 
     def command(self, line: str, timeout: float = COMMAND_TIMEOUT_S) -> Reply:
         """Send one command and return its final reply; 511 raises ChannelHungUp."""
-        self.agi.send_command(line)
+        try:
+            self.agi.send_command(line)
+        except ConnectionLost:  # Asterisk closed our stdout: the session is over
+            self.hung_up = True
+            raise
         while True:
             raw = self.reader.read_line(timeout)
             if raw is None:

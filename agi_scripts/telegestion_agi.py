@@ -18,9 +18,9 @@ dialplan can then apologise (``asterisk_conf/extensions_telegestion_agi.conf``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
-import logging
 import os
 import signal
 import sys
@@ -29,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from agi_scripts.held_errors import HeldErrors
     from agi_scripts.pyst2_channel import Pyst2Channel
     from ivr.call_record import CallRecord
     from ivr.effects import CallSummary, Effect, Reply
@@ -48,40 +49,13 @@ EXIT_NOT_STARTED = 2
 PROGRAM = "telegestion.agi"
 
 # A SIGHUP before pyst2 installs its own handler must neither kill the process (the default
-# action) nor be forgotten: the call is then over before it began, and is journaled so.
-_early_sighup = threading.Event()
+# action) nor be forgotten: the call is then over before it began, and is journaled so. A plain
+# list, not an Event: a signal handler must not take locks.
+_early_sighups: list[int] = []
 
 
 def _on_early_sighup(signum: int, frame: FrameType | None) -> None:
-    _early_sighup.set()
-
-
-class HeldErrors(logging.Handler):
-    """Keeps the error records of this call; nothing reaches stderr on its own.
-
-    The call's warnings (a lock-out, a client absent) are business events already in the
-    journal; its errors are summed up in one line when the script ends.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = one_line(record.getMessage())
-        except Exception:  # a malformed log call must not end the call
-            text = one_line(str(record.msg))
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            text += f": {type(error).__name__}: {one_line(str(error))}"
-        self.messages.append(text)
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """The first line of a message, cut to ``limit``: Asterisk's console shows lines."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    _early_sighups.append(signum)
 
 
 class CallLoader(threading.Thread):
@@ -94,6 +68,7 @@ class CallLoader(threading.Thread):
     def __init__(self, settings: Settings) -> None:
         super().__init__(name="telegestion-agi-load", daemon=True)
         self.settings = settings
+        self.errors: HeldErrors | None = None
         self.store: Any = None
         self.engine: Any = None
         self.flow_settings: Any = None
@@ -101,6 +76,9 @@ class CallLoader(threading.Thread):
 
     def run(self) -> None:
         try:
+            from agi_scripts.held_errors import hold_errors
+
+            self.errors = hold_errors()  # before anything that may log
             import ivr.agi_call  # noqa: F401  - the call program, imported here, off the answer
             from ivr.flow_tuning import flow_settings
 
@@ -142,14 +120,28 @@ class DatabaseLayer:
         return self._store().answer(effect, call)
 
     def finish(self, call: CallRecord, summary: CallSummary) -> None:
-        """``CallStore.finish`` never raises; an error it logs means the journal is lost."""
-        before = len(self.errors.messages)
+        """Write the journal, then read it back: ``CallStore.finish`` never raises, and what it
+        logs may be about later work (the reconciliation), so only the row says it is there."""
         try:
             self._store().finish(call, summary)
         except Exception as exc:
-            logging.getLogger(__name__).error("call not journaled: %s", exc)
+            self.errors.messages.append(f"call not journaled: {type(exc).__name__}: {exc}")
             return
-        self.journaled = len(self.errors.messages) == before
+        self.journaled = self._outcome_in_journal(call) == summary.outcome
+
+    def _outcome_in_journal(self, call: CallRecord) -> str | None:
+        from sqlalchemy import select
+
+        from telegestion.model import Call
+
+        query = select(Call.outcome).where(
+            Call.origin == call.origin, Call.call_key == call.call_key
+        )
+        try:
+            with self.loader.engine.connect() as conn:
+                return conn.scalar(query)
+        except Exception:  # the database went away: then the journal is not there either
+            return None
 
     def close(self) -> None:
         if self.loader.engine is not None:
@@ -159,11 +151,16 @@ class DatabaseLayer:
 def main() -> NoReturn:
     """The console script ``telegestion-agi``: run one call, then leave at once.
 
-    ``os._exit`` skips the interpreter's teardown of SQLAlchemy's module graph, about 0.3 s on
-    every call during which Asterisk waits for the process; everything worth keeping is
-    committed and flushed by then.
+    Asterisk waits for the process to end, and the interpreter's teardown of SQLAlchemy's
+    module graph takes 0.1 to 0.3 s on every call. So the exit handlers run (work deferred
+    to the end of the process, such as a postponed reconciliation, is done there) and then the
+    process leaves without the teardown; everything worth keeping is committed by then.
     """
     status = run_script()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # not CPython: the ordinary, slower exit
+        sys.exit(status)
+    run_exit_handlers()
     sys.stderr.flush()
     os._exit(status)
 
@@ -174,11 +171,6 @@ def run_script() -> int:
     # A short-lived process that allocates little once loaded: the collector would only slow
     # down the imports (SQLAlchemy builds many small objects).
     gc.disable()
-    errors = HeldErrors()
-    root = logging.getLogger()
-    root.handlers[:] = [errors]
-    root.setLevel(logging.WARNING)
-    logging.captureWarnings(True)
 
     if os.isatty(sys.stdin.fileno()):
         print(
@@ -193,21 +185,23 @@ def run_script() -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"{PROGRAM}: not started: {one_line(str(exc))}", file=sys.stderr)
+        print(f"{PROGRAM}: not started: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return EXIT_NOT_STARTED
 
     from agi_scripts.pyst2_channel import Pyst2Channel
     from ivr.agi_wire import ChannelHungUp
 
     channel = Pyst2Channel.on_fds(sys.stdin.fileno(), sys.stdout.fileno())
-    if _early_sighup.is_set():
+    if _early_sighups:
         channel.hung_up = True
     loader = CallLoader(settings)
     loader.start()
     with contextlib.suppress(ChannelHungUp):
         channel.answer()  # a hang-up here reaches the call program at its own answer
     loader.join()
-    database = DatabaseLayer(loader, errors)
+    from agi_scripts.held_errors import hold_errors
+
+    database = DatabaseLayer(loader, loader.errors or hold_errors())
     try:
         return run_call(channel, database, settings)
     finally:
@@ -216,6 +210,8 @@ def run_script() -> int:
 
 def run_call(channel: Pyst2Channel, database: DatabaseLayer, settings: Settings) -> int:
     """The call program on the answered channel, and the one-line verdict."""
+    from agi_scripts.held_errors import one_line
+
     uniqueid = channel.env.uniqueid or "?"
     try:
         from ivr.agi_call import agi_call, execute_sync
@@ -237,14 +233,14 @@ def run_call(channel: Pyst2Channel, database: DatabaseLayer, settings: Settings)
         )
         return EXIT_CALL_FAILED
     problems = database.errors.messages
-    if summary.outcome != "error" and database.journaled:
-        return EXIT_OK
-    verdict = f"outcome {summary.outcome}"
-    if not database.journaled:
-        verdict += ", not journaled"
-    reason = f": {problems[0]}" if problems else ""
-    print(f"{PROGRAM}: call {uniqueid}: {verdict}{reason}", file=sys.stderr)
-    return EXIT_CALL_FAILED
+    failed = summary.outcome == "error" or not database.journaled
+    if failed or problems:
+        verdict = f"outcome {summary.outcome}"
+        if not database.journaled:
+            verdict += ", not journaled"
+        reason = f": {one_line(problems[0])}" if problems else ""
+        print(f"{PROGRAM}: call {uniqueid}: {verdict}{reason}", file=sys.stderr)
+    return EXIT_CALL_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

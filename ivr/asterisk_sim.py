@@ -26,6 +26,14 @@ other applications than Playback/Wait/Set/NoOp/Verbose/Log/Hangup answer ``-2``.
 Two ways to run calls: over TCP in real time (:func:`place_call`, :func:`place_calls`), or in
 memory on a ``task.Clock`` (:func:`simulate_call`, :func:`simulate_calls`), where a call with
 minutes of prompts runs in milliseconds and always the same way.
+
+Classic AGI (``SimulatedCall(network=False)``): Asterisk runs a script per call on a pipe pair
+instead of connecting. From ``res_agi.c``: the environment block loses its ``agi_network`` and
+``agi_network_script`` lines (``agi_request`` is the script name); where FastAGI gets a
+``HANGUP`` line, the script gets SIGHUP (the ``on_sighup`` hook; none with ``AGISIGHUP=no``);
+the session ends when the script closes its stdout or exits, after which Asterisk sends SIGHUP
+and waits for the process; a non-zero exit status turns an otherwise SUCCESS AGISTATUS into
+FAILURE. ``ivr.asterisk_sim_process`` runs such calls against a real child process.
 """
 
 from __future__ import annotations
@@ -186,11 +194,14 @@ class SimulatedCall:
     is doing. ``durations`` gives seconds per sound name (or last path part); ``known_sounds``,
     when given, lists the sounds that exist. ``variables`` are channel variables set by the
     dialplan before the AGI, e.g. ``{"AGISIGHUP": "no"}`` or ``{"AGIEXITONHANGUP": "yes"}``.
+    ``caller_name`` may be bytes: Asterisk passes a name as the network delivered it, which can
+    be Latin-1 or cut in the middle of a UTF-8 character. ``network`` False is a classic AGI
+    script named ``agi_script`` (see the module docstring).
     """
 
     called: str
     caller: str | None = None
-    caller_name: str | None = None
+    caller_name: str | bytes | None = None
     withheld: bool = False
     script: Sequence[Action] = ()
     hang_up_after: float | None = None
@@ -201,6 +212,8 @@ class SimulatedCall:
     pace: KeyPace = KeyPace()
     language: str = "fr"
     network_script: str = "telegestion"
+    network: bool = True
+    agi_script: str = "telegestion.agi"
     uniqueid: str | None = None
     answer_delay: float = 0.021
     hangup_notice_delay: float = 0.040
@@ -258,7 +271,8 @@ class DialogueEntry:
 
     ``kind``: ``command`` (from the server), ``reply`` and ``notice`` (to the server), ``prompt``
     (a sound starts), ``key`` (detail says which command read it, or that it was lost),
-    ``caller`` (the caller hangs up…), ``note`` (what else the simulator noticed).
+    ``caller`` (the caller hangs up…), ``signal`` (classic AGI: SIGHUP sent to the script),
+    ``note`` (what else the simulator noticed).
     """
 
     at: float
@@ -283,11 +297,14 @@ class CallRecord:
     server_closed: bool
     dialogue: tuple[DialogueEntry, ...]
     variables: Mapping[str, str]
+    #: the clock's time when the connection opened (the other times count from it, in seconds)
     started_at: float
     answered_at: float | None
     hung_up_at: float | None
     ended_at: float
     error: str | None = None
+    #: classic AGI: the script's exit status (negative: killed by that signal), None if unknown
+    exit_status: int | None = None
 
     @property
     def commands(self) -> list[str]:
@@ -324,7 +341,7 @@ class CallRecord:
         """The dialogue for a human: prompts, keys and events; with ``wire``, every line."""
         shown = {"prompt", "key", "caller", "note"}
         if wire:
-            shown |= {"command", "reply", "notice"}
+            shown |= {"command", "reply", "notice", "signal"}
         labels = {"command": ">>", "reply": "<<", "notice": "<<"}
         lines = []
         for entry in self.dialogue:
@@ -487,6 +504,14 @@ def _scan_int(text: str) -> int:
     if match is None:
         raise _BadSyntax
     return int(match.group(1))
+
+
+def _wire_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else decode_text(value)
 
 
 def _is_true(value: str | None) -> bool:
@@ -732,16 +757,27 @@ class _WaitForDigit(_Running):
 class SimulatedAsterisk(Protocol):
     """The Asterisk side of one FastAGI connection, with a scripted caller on the channel.
 
-    ``finished`` fires with the :class:`CallRecord` once the connection is closed.
+    ``finished`` fires with the :class:`CallRecord` once the connection is closed. In classic
+    mode (``call.network`` False) the transport is the script's pipes, ``on_sighup`` signals
+    the script, and the process driver reports the exit with :meth:`script_exited`.
     """
 
-    def __init__(self, call: SimulatedCall, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        call: SimulatedCall,
+        clock: IReactorTime,
+        *,
+        on_sighup: Callable[[], None] | None = None,
+    ) -> None:
         self.call = call
         self.clock = clock
+        self.on_sighup = on_sighup
+        self._exit_status: int | None = None
         self.finished: Deferred[CallRecord] = Deferred()
         self.uniqueid = call.uniqueid or next_uniqueid()
         self.channel_name = f"Local/{call.called}@telegestion-sim-{next(_SEQUENCE):08x};2"
         self._variables: dict[str, str] = dict(call.variables)
+        self._language = call.language
         self._dialogue: list[DialogueEntry] = []
         self._splitter = LineSplitter(64 * 1024)
         self._timers: set[IDelayedCall] = set()
@@ -770,9 +806,15 @@ class SimulatedAsterisk(Protocol):
         peer = self.transport.getPeer()
         host = getattr(peer, "host", "127.0.0.1")
         port = getattr(peer, "port", 4573)
-        self._request = f"agi://{host}:{port}/{self.call.network_script}"
-        block = "".join(f"{key}: {value}\n" for key, value in self._environment()) + "\n"
-        self.transport.write(block.encode("utf-8"))
+        if self.call.network:
+            self._request = f"agi://{host}:{port}/{self.call.network_script}"
+        else:
+            self._request = self.call.agi_script
+        block = b"".join(
+            key.encode("ascii") + b": " + _wire_bytes(value) + b"\n"
+            for key, value in self._environment()
+        )
+        self.transport.write(block + b"\n")
         self._later(self.call.ring_timeout, self._ring_timeout)
         self._later(self.call.max_call_seconds, self._absolute_timeout)
 
@@ -791,11 +833,21 @@ class SimulatedAsterisk(Protocol):
             self._command(decode_text(raw))
 
     def readConnectionLost(self) -> None:
-        """The server half-closed: Asterisk still writes HANGUP, then closes (transcript e)."""
+        """The server half-closed: Asterisk still writes HANGUP, then closes (transcript e).
+
+        Classic AGI: the script closed its stdout (or exited); Asterisk sends it SIGHUP the same
+        way, then waits for it to exit (:meth:`script_exited`).
+        """
         self._server_closed = True
         if self._sighup():
             self._write_notice()
         self._close()
+
+    def script_exited(self, status: int) -> None:
+        """Classic AGI: the script's process ended with ``status``; the session is over."""
+        self._exit_status = status
+        if not self._done:
+            self.connectionLost(Failure(ConnectionDone()))
 
     def writeConnectionLost(self) -> None:
         """Nothing to do: we only half-close when closing entirely."""
@@ -994,7 +1046,10 @@ class SimulatedAsterisk(Protocol):
     def _set_variable(self, args: list[str]) -> None:
         if len(args) < 2:
             raise _BadSyntax
-        self._variables[args[0]] = args[1]
+        if args[0].upper() == "CHANNEL(LANGUAGE)":
+            self._language = args[1]  # Asterisk now plays sounds from that language's folder
+        else:
+            self._variables[args[0]] = args[1]
         self._reply("200 result=1")
 
     def _stream_file(self, args: list[str]) -> None:
@@ -1177,16 +1232,19 @@ class SimulatedAsterisk(Protocol):
     def _exit_on_hangup(self) -> bool:
         return _is_true(self._variables.get("AGIEXITONHANGUP"))
 
-    def _environment(self) -> list[tuple[str, str]]:
+    def _environment(self) -> list[tuple[str, str | bytes]]:
         call = self.call
         number = call.caller or ""
         if number:
             callerid, presentation = number, ("35" if call.withheld else "0")
         else:
             callerid, presentation = "unknown", "67"
-        return [
+        network: list[tuple[str, str | bytes]] = [
             ("agi_network", "yes"),
             ("agi_network_script", call.network_script),
+        ]
+        return [
+            *(network if call.network else []),
             ("agi_request", self._request),
             ("agi_channel", self.channel_name),
             ("agi_language", call.language),
@@ -1220,7 +1278,7 @@ class SimulatedAsterisk(Protocol):
             presentation = "prohib" if call.withheld else "allowed_not_screened"
             return {
                 "NUM": number,
-                "NAME": call.caller_name or "",
+                "NAME": _text(call.caller_name or ""),
                 "DNID": call.called,
                 "NUM-PRES": presentation,
                 "NAME-PRES": presentation,
@@ -1228,7 +1286,7 @@ class SimulatedAsterisk(Protocol):
                 "NUM-VALID": "1" if number else "0",
             }.get(upper[len("CALLERID(") : -1], "")
         if upper == "CHANNEL(LANGUAGE)":
-            return call.language
+            return self._language
         if upper == "CHANNEL(STATE)":
             return "Up" if self._answered_at is not None and not self._dead else "Down"
         if upper == "UNIQUEID":
@@ -1316,6 +1374,13 @@ class SimulatedAsterisk(Protocol):
         self.transport.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
 
     def _write_notice(self) -> None:
+        """Tell the script the channel is gone: a HANGUP line, or SIGHUP to a classic script."""
+        if not self.call.network:
+            if not self._done:
+                self._log("signal", "SIGHUP")
+                if self.on_sighup is not None:
+                    self.on_sighup()
+            return
         if self._closing or self._done:
             return
         self._log("notice", HANGUP_LINE)
@@ -1339,6 +1404,8 @@ class SimulatedAsterisk(Protocol):
             agistatus = "FAILURE"
         elif self._dead:
             agistatus = "HANGUP"
+        elif not self.call.network and self._exit_status not in (None, 0):
+            agistatus = "FAILURE"  # res_agi: a non-zero exit of a script fails a live channel
         else:
             agistatus = "SUCCESS"
         record = CallRecord(
@@ -1356,6 +1423,7 @@ class SimulatedAsterisk(Protocol):
             hung_up_at=self._hung_up_at,
             ended_at=self._now(),
             error=self._error,
+            exit_status=self._exit_status,
         )
         self.finished.callback(record)
 

@@ -749,3 +749,15 @@ def test_a_giant_line_from_the_server_ends_the_simulated_call() -> None:
     sim, transport, _ = on_string(SimulatedCall(CALLED, CALLER))
     sim.dataReceived(b"VERBOSE " + b"x" * (70 * 1024))
     assert transport.disconnecting
+
+
+def test_the_channel_language_can_be_switched() -> None:
+    """SET VARIABLE CHANNEL(language) changes what CHANNEL(language) reads back."""
+
+    async def handler(channel: AgiChannel, clock: task.Clock) -> Any:
+        before = await channel.get_variable("CHANNEL(language)")
+        await channel.set_variable("CHANNEL(language)", "en")
+        return before, await channel.get_full_variable("${CHANNEL(language)}")
+
+    _, outcome = run(handler, SimulatedCall(CALLED, CALLER, language="fr"))
+    assert outcome == [("fr", "en")]
