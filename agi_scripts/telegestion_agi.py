@@ -95,7 +95,9 @@ class CallLoader(threading.Thread):
                 poolclass=NullPool,
             )
             self.store = CallStore(
-                make_session_factory(self.engine), default_region=self.settings.default_region
+                make_session_factory(self.engine),
+                default_region=self.settings.default_region,
+                preload_people=False,  # one call per process: ask for the one carer needed
             )
         except BaseException as exc:  # reported by the call, as a technical problem
             self.error = exc

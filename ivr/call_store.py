@@ -28,6 +28,8 @@ from ivr import effects as fx
 from ivr import punch_rules, visit_menu
 from ivr.call_record import NOT_IN_MEMORY, CallRecord, Clock, utc_now
 from ivr.client_label import client_label
+from reconciliation.background import reconcile_call
+from reconciliation.model import AnomalyCode, anomaly_key
 from telegestion.model import (
     Anomaly,
     Call,
@@ -62,8 +64,12 @@ class CallStore:
         clock: Clock = utc_now,
         default_region: str = "FR",
         directory_ttl_s: float = 30.0,
+        preload_people: bool = True,
     ) -> None:
+        """``preload_people=False`` for a process that serves one call (a classic AGI script):
+        loading every carer and landline would cost more than the two queries it replaces."""
         self.sessions = sessions
+        self.preload_people = preload_people
         self.clock = clock
         self.default_region = default_region
         self.directory_ttl_s = directory_ttl_s
@@ -129,24 +135,27 @@ class CallStore:
                         )
                     )
                 }
-                carers = {
-                    (r.company_id, r.carer_code): r.id
-                    for r in conn.execute(
-                        select(Carer.id, Carer.company_id, Carer.carer_code).where(
-                            Carer.active.is_(True)
+                carers: dict[tuple[int, str], int] = {}
+                landlines: dict[tuple[int, str], int] = {}
+                if self.preload_people:
+                    carers = {
+                        (r.company_id, r.carer_code): r.id
+                        for r in conn.execute(
+                            select(Carer.id, Carer.company_id, Carer.carer_code).where(
+                                Carer.active.is_(True)
+                            )
                         )
-                    )
-                }
-                landlines = {
-                    (r.company_id, r.number_e164): r.client_id
-                    for r in conn.execute(
-                        select(
-                            ClientLandline.company_id,
-                            ClientLandline.number_e164,
-                            ClientLandline.client_id,
+                    }
+                    landlines = {
+                        (r.company_id, r.number_e164): r.client_id
+                        for r in conn.execute(
+                            select(
+                                ClientLandline.company_id,
+                                ClientLandline.number_e164,
+                                ClientLandline.client_id,
+                            )
                         )
-                    )
-                }
+                    }
             with self._lock:
                 self._companies_by_id = companies
                 self._companies_by_code = {row.info.code: row for row in companies.values()}
@@ -509,7 +518,8 @@ class CallStore:
         with self.sessions() as session, session.begin():
             punch = self._punch_of_call(session, effect.punch_id, call)
             punch.status = "client_absent"
-            key = f"CLIENT_ABSENT:{punch.id}"
+            # The key reconciliation gives the same anomaly: one row, whoever writes it first.
+            key = anomaly_key(AnomalyCode.CLIENT_ABSENT, punch_id=punch.id)
             if session.scalar(select(Anomaly.id).where(Anomaly.key == key)) is None:
                 session.add(
                     Anomaly(
@@ -662,6 +672,16 @@ class CallStore:
                 self._write_call_core(conn, call, summary, self.clock())
         except SQLAlchemyError as exc:
             log.error("could not journal call %s/%s: %s", call.origin, call.call_key, exc)
+        self._reconcile(call)
+
+    def _reconcile(self, call: CallRecord) -> None:
+        """Reconcile the carer's day of this call's punch (SPEC.md section 5, incremental), so
+        coordinators see its anomalies at once. It runs after the journal, on the thread that
+        finishes the call, once the carer has hung up: nobody waits for it. Never raises."""
+        try:
+            reconcile_call(self.engine, call.origin, call.call_key, self.clock())
+        except Exception:
+            log.exception("could not reconcile after call %s/%s", call.origin, call.call_key)
 
 
 def _latest_punch(*where: Any) -> Any:

@@ -30,6 +30,9 @@ COMMAND_MODULES = (
     "telegestion.commands.importing",
     "telegestion.commands.serve",
     "telegestion.commands.call",
+    "telegestion.commands.reconcile",
+    "telegestion.commands.anomalies",
+    "telegestion.commands.export",
 )
 
 

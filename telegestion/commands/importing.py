@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..importing import KINDS, ImportFileError, ImportRejected, import_file
+from ..model import utcnow
 from .context import open_context
 
 
@@ -26,6 +27,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     ctx = open_context()
     ctx.require_schema()
+    started = utcnow()
     try:
         report = import_file(ctx.sessions, args.kind, args.file)
     except ImportFileError as exc:
@@ -37,4 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"telegestion import: {exc}", file=sys.stderr)
         return 2
     print(report)
+    if args.kind in ("punches", "planning") and (report.inserted or report.updated):
+        # Punches and planning change reconciliation: bring the carers' days up to date now.
+        from reconciliation.store import reconcile_after_import
+
+        print(f"reconcile: {reconcile_after_import(ctx.engine, args.kind, started)}")
     return 0

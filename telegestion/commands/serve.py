@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     reactor.addSystemEventTrigger("before", "shutdown", worker.stop)  # type: ignore[attr-defined]
+    # Reconciliation's minute task: alerts that open and close with the clock (SPEC.md 5).
+    from reconciliation.realtime import start_due_reconciler
+
+    due = start_due_reconciler(reactor, ctx.engine, worker.threadpool)
+    reactor.addSystemEventTrigger("before", "shutdown", due.stop)  # type: ignore[attr-defined]
     host, port = worker.address
     print(
         f"telegestion: node {settings.node}: FastAGI on {host or '0.0.0.0'}:{port},"

@@ -45,5 +45,8 @@ class PlannedIntervention(Base):
     realised_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     realised_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     realised_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Who did it, when realised: a substitute carer is paid for it, not the planned one.
+    # A plain id (no foreign key) so that SQLite adds the column without rebuilding the table.
+    realised_carer_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -74,6 +74,8 @@ class VisitMatch(Base):
     intervention_id: Mapped[int] = mapped_column(ForeignKey("interventions.id", ondelete="CASCADE"))
     start_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # own, carried_over, substitute, unknown_client or linked (reconciliation.model.MatchHow).
+    how: Mapped[str | None] = mapped_column(String(16))
 
 
 class Anomaly(Base):
@@ -87,6 +89,7 @@ class Anomaly(Base):
         CheckConstraint(sql_in("status", ANOMALY_STATUSES), name="status"),
         Index("ix_anomalies_company_status_at", "company_id", "status", "at"),
         Index("ix_anomalies_intervention", "intervention_id"),
+        Index("ix_anomalies_owner", "owner_carer_id", "owner_day"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -106,6 +109,13 @@ class Anomaly(Base):
     # The instant the anomaly is about: the punch, or the planned start.
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The carer-day that owns the anomaly (reconciliation.model.CarerDay): an incremental run
+    # closes what its carer-days no longer raise, and only that. Null for the IVR's own
+    # CODE_BRUTE_FORCE, which no reconciliation run owns. A plain id without a foreign key,
+    # like every column migration 0003 adds: derived data, and SQLite adds and drops such a
+    # column without rebuilding the table.
+    owner_carer_id: Mapped[int | None] = mapped_column(Integer)
+    owner_day: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -121,6 +131,9 @@ class AnomalyResolution(Base):
     __table_args__ = (
         CheckConstraint(sql_in("action", RESOLUTION_ACTIONS), name="action"),
         CheckConstraint(sql_in("reason_code", RESOLUTION_REASONS), name="reason_code"),
+        Index("ix_anomaly_resolutions_link_planned", "link_planned_id"),
+        Index("ix_anomaly_resolutions_subject_punch", "subject_punch_id"),
+        Index("ix_anomaly_resolutions_subject_planned", "subject_planned_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -131,6 +144,12 @@ class AnomalyResolution(Base):
     reason_code: Mapped[str] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the anomaly's key names (``p``/``v`` punch, ``i`` planned intervention) and the
+    # intervention a link_to_intervention/create_intervention points to (also in params): a run
+    # that loads a punch or an intervention finds every decision about it through an index.
+    subject_punch_id: Mapped[int | None] = mapped_column(Integer)
+    subject_planned_id: Mapped[int | None] = mapped_column(Integer)
+    link_planned_id: Mapped[int | None] = mapped_column(Integer)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
