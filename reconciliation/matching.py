@@ -42,6 +42,7 @@ from reconciliation.model import (
     Visit,
     VisitMatch,
     anomaly_key,
+    punch_anomaly,
     severity_of,
 )
 from reconciliation.rounding import realised_span, whole_minutes
@@ -516,20 +517,13 @@ def punch_anomalies(
                 codes.append((AnomalyCode.CLIENT_ABSENT, {}))
             for code, detail in codes:
                 findings.append(
-                    AnomalyOut(
-                        key=anomaly_key(code, punch_id=punch.id),
-                        code=code,
-                        severity=severity_of(code),
-                        company_id=punch.company_id,
-                        carer_id=punch.carer_id,
-                        client_id=punch.client_id,
-                        planned_id=about[0] if about else None,
-                        punch_id=punch.id,
-                        visit_key=visit.key,
-                        at=punch.at,
-                        detail={"kind": punch.kind, **detail},
-                        about_planned_ids=about,
+                    punch_anomaly(
+                        code,
+                        punch,
                         owner=visit.owner,
+                        detail=detail,
+                        visit_key=visit.key,
+                        about_planned_ids=about,
                     )
                 )
     return findings

@@ -465,3 +465,30 @@ def parse_anomaly_key(key: str) -> KeySubjects:
     except (ValueError, IndexError) as exc:
         raise ValueError(f"not a reconciliation anomaly key: {key!r}") from exc
     return KeySubjects(code, punch, visit, planned)
+
+
+def punch_anomaly(
+    code: AnomalyCode,
+    punch: PunchIn,
+    *,
+    owner: CarerDay,
+    detail: Mapping[str, object],
+    visit_key: str | None = None,
+    about_planned_ids: tuple[int, ...] = (),
+) -> AnomalyOut:
+    """An anomaly about one punch: keyed by the punch, placed at its time, its kind in detail."""
+    return AnomalyOut(
+        key=anomaly_key(code, punch_id=punch.id),
+        code=code,
+        severity=severity_of(code),
+        company_id=punch.company_id,
+        carer_id=punch.carer_id,
+        client_id=punch.client_id,
+        planned_id=about_planned_ids[0] if about_planned_ids else None,
+        punch_id=punch.id,
+        visit_key=visit_key,
+        at=punch.at,
+        detail={"kind": punch.kind, **detail},
+        about_planned_ids=about_planned_ids,
+        owner=owner,
+    )

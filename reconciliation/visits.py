@@ -21,6 +21,7 @@ from reconciliation.model import (
     PunchIn,
     Visit,
     anomaly_key,
+    punch_anomaly,
     severity_of,
     visit_key_for,
 )
@@ -130,22 +131,12 @@ def _drop_duplicates(
             and previous.kind == punch.kind
             and punch.at - previous.at <= DUPLICATE_WINDOW
         ):
-            code = AnomalyCode.DUPLICATE_PUNCH
             findings.append(
-                AnomalyOut(
-                    key=anomaly_key(code, punch_id=punch.id),
-                    code=code,
-                    severity=severity_of(code),
-                    company_id=punch.company_id,
-                    carer_id=punch.carer_id,
-                    client_id=punch.client_id,
-                    planned_id=None,
-                    punch_id=punch.id,
-                    visit_key=None,
-                    at=punch.at,
-                    detail={"kind": punch.kind, "repeats_punch": previous.id},
-                    about_planned_ids=(),
+                punch_anomaly(
+                    AnomalyCode.DUPLICATE_PUNCH,
+                    punch,
                     owner=CarerDay(punch.company_id, punch.carer_id, day_of(punch.at, tz)),
+                    detail={"repeats_punch": previous.id},
                 )
             )
         else:
