@@ -67,7 +67,7 @@ from ivr.entry import (
     read_code,
     read_task_codes,
 )
-from ivr.punch_rules import is_withheld_caller
+from telegestion.phones import is_withheld
 
 T = TypeVar("T")
 CodeField = Literal["company_code", "carer_code"]
@@ -195,7 +195,7 @@ class CallSteps:
         self.step: Step = "called_number"
         self.language = settings.default_language
         self.answered = False
-        self.withheld = is_withheld_caller(start.caller_raw)
+        self.withheld = is_withheld(start.caller_raw)
         self.company: CompanyInfo | None = None
         self.carer: CarerInfo | None = None
         self.client: ClientInfo | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ivr.effects import PunchKind
+from telegestion.phones import is_withheld
 
 # --- Punch kind -----------------------------------------------------------------------------------
 
@@ -90,23 +91,9 @@ def punch_scope(carer_id: int, client_id: int | None, caller_number: str | None)
 
 
 def _stored_number(caller_number: str | None) -> str | None:
-    if caller_number is None or is_withheld_caller(caller_number):
+    if caller_number is None or is_withheld(caller_number):
         return None
     return caller_number.strip()
-
-
-# --- Withheld caller numbers ----------------------------------------------------------------------
-
-#: Placeholders Asterisk and SIP trunks send instead of a number (ASTERISK-AGI-FACTS.md).
-WITHHELD_PLACEHOLDERS = frozenset({"anonymous", "unknown", "restricted", "private", "unavailable"})
-
-
-def is_withheld_caller(caller_raw: str | None) -> bool:
-    """No usable caller number: empty or a placeholder, in any case (SPEC.md section 3)."""
-    if caller_raw is None:
-        return True
-    text = caller_raw.strip()
-    return not text or text.lower() in WITHHELD_PLACEHOLDERS
 
 
 # --- Lock-out -------------------------------------------------------------------------------------
@@ -161,7 +148,7 @@ def is_locked_out(caller_raw: str | None, failures: Iterable[CodeFailure], now: 
     """The answer to ``CheckLockout`` and to ``RecordCodeFailure`` (with the new failure in
     ``failures``). A withheld number is never locked out by number: it is shared by every
     caller who withholds theirs."""
-    if is_withheld_caller(caller_raw):
+    if is_withheld(caller_raw):
         return False
     return locked_until(failures, now) is not None
 

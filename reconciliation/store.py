@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -44,6 +44,7 @@ from reconciliation.scope import (
     refresh_after_punch,
 )
 from reconciliation.sql_access import Sql, begin
+from telegestion.model import utcnow as utc_now
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ class RunReport:
             f" {c.matches_deleted} removed; {c.realised_updated} intervention(s) updated;"
             f" {c.anomalies_written} anomaly(ies) written, {c.anomalies_closed} closed"
         )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CarersBusy(Exception):

@@ -9,10 +9,10 @@ import pytest
 from ivr.punch_rules import (
     LatestPunch,
     flipped_kind,
-    is_withheld_caller,
     punch_kind,
     punch_scope,
 )
+from telegestion.phones import is_withheld
 
 NOW = datetime(2025, 3, 30, 7, 0, tzinfo=UTC)
 
@@ -96,9 +96,9 @@ def test_scope_of_a_withheld_number_pairs_with_other_withheld_punches() -> None:
 )
 def test_placeholders_are_withheld(raw: str) -> None:
     """Empty numbers and the placeholders trunks send, in any case, are withheld."""
-    assert is_withheld_caller(raw)
+    assert is_withheld(raw)
 
 
 def test_a_real_number_is_not_withheld() -> None:
     """A number present with a restricted presentation still identifies the line."""
-    assert not is_withheld_caller("0145678912")
+    assert not is_withheld("0145678912")
