@@ -116,6 +116,7 @@ def run_batch(url: str, workers: int) -> dict[str, Any]:
         "worker_seconds_split": {
             "read": round(total.load_s, 1),
             "rules": round(total.rules_s, 1),
+            "rules_cpu": round(total.rules_cpu_s, 1),
             "diff_and_write": round(total.write_s, 1),
         },
         "load_average_after": [round(x, 1) for x in os.getloadavg()],

@@ -14,6 +14,10 @@ therefore unique: the answer does not depend on input order or on the algorithm'
 The graph is first cut into connected components (almost always one visit and one intervention,
 solved without any arithmetic); a larger component is solved by the Hungarian algorithm
 (Kuhn-Munkres with potentials, O(n²·m)) on Python integers, which are exact at any size.
+Because the optimum is unique, cheaper ways to the same answer come first, each exact: when no
+two candidates share a side, all of them; when every left has one best pair no other left
+wants, those pairs (see :func:`_dominant`); up to :data:`SMALL` candidates, a search of every
+set of pairs. These are the usual groups of a day (a client's two visits and two interventions).
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+#: Up to this many candidates, the optimum is found by searching every set of pairs sharing no
+#: side (a handful for the usual two visits and two interventions of a client's day), which
+#: costs less than setting up the Hungarian algorithm.
+SMALL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +45,23 @@ class Candidate:
 
 def best_matching(candidates: Sequence[Candidate]) -> list[Candidate]:
     """The optimal set of pairs; ``candidates`` are listed from most to least preferred."""
-    if len(candidates) <= 1:
+    count = len(candidates)
+    if count <= 1:
         return list(candidates)
-    parent: dict[tuple[str, int], tuple[str, int]] = {}
+    lefts = {c.left for c in candidates}
+    rights = {c.right for c in candidates}
+    if len(lefts) == count and len(rights) == count:
+        # No two candidates share a side: every candidate is a component of its own.
+        return list(candidates)
+    dominant = _dominant(candidates)
+    if dominant is not None:
+        return [candidates[i] for i in dominant]
+    if count <= SMALL:
+        return [candidates[i] for i in _search(candidates)]
+    # Union-find over the sides, a left ``x`` as node 2x and a right ``y`` as node 2y + 1.
+    parent: dict[int, int] = {}
 
-    def find(node: tuple[str, int]) -> tuple[str, int]:
+    def find(node: int) -> int:
         root = node
         while parent.setdefault(root, root) != root:
             root = parent[root]
@@ -49,12 +70,12 @@ def best_matching(candidates: Sequence[Candidate]) -> list[Candidate]:
         return root
 
     for cand in candidates:
-        a, b = find(("l", cand.left)), find(("r", cand.right))
+        a, b = find(2 * cand.left), find(2 * cand.right + 1)
         if a != b:
             parent[a] = b
-    components: dict[tuple[str, int], list[int]] = defaultdict(list)
+    components: dict[int, list[int]] = defaultdict(list)
     for index, cand in enumerate(candidates):
-        components[find(("l", cand.left))].append(index)
+        components[find(2 * cand.left)].append(index)
     chosen: list[int] = []
     for indexes in components.values():
         if len(indexes) == 1:
@@ -62,6 +83,58 @@ def best_matching(candidates: Sequence[Candidate]) -> list[Candidate]:
         else:
             chosen.extend(_solve_component([candidates[i] for i in indexes], indexes))
     return [candidates[i] for i in sorted(chosen)]
+
+
+def _dominant(cands: Sequence[Candidate]) -> list[int] | None:
+    """The optimum when it is plain: every left's best pair has a positive gain strictly above
+    its other pairs, and no two of those best pairs share a right.
+
+    Then every other set of pairs has a smaller total gain (some left has less or nothing), so
+    this set wins on the first level already. Otherwise None.
+    """
+    best: dict[int, tuple[int, int, bool]] = {}
+    for index, cand in enumerate(cands):
+        known = best.get(cand.left)
+        if known is None or cand.gain > known[0]:
+            best[cand.left] = (cand.gain, index, True)
+        elif cand.gain == known[0]:
+            best[cand.left] = (known[0], known[1], False)
+    rights = set()
+    for gain, index, alone in best.values():
+        if gain <= 0 or not alone:
+            return None
+        rights.add(cands[index].right)
+    if len(rights) < len(best):
+        return None
+    return sorted(index for _, index, _ in best.values())
+
+
+def _search(cands: Sequence[Candidate]) -> tuple[int, ...]:
+    """Indexes of the best set of pairs, scored level by level as the module docstring says
+    (the k-th preferred pair weighs 2^(E-1-k) on the last level), by depth-first search."""
+    edges = len(cands)
+    best: list[tuple[tuple[int, int, int, int], tuple[int, ...]]] = []
+
+    def search(
+        k: int, lefts: frozenset[int], rights: frozenset[int], score: tuple[int, int, int, int],
+        chosen: tuple[int, ...],
+    ) -> None:  # fmt: skip
+        if k == edges:
+            if not best or score > best[0][0]:
+                best[:] = [(score, chosen)]
+            return
+        cand = cands[k]
+        if cand.left not in lefts and cand.right not in rights:
+            gain, size, penalty, bits = score
+            search(
+                k + 1, lefts | {cand.left}, rights | {cand.right},
+                (gain + cand.gain, size + 1, penalty - cand.penalty, bits + (1 << (edges - 1 - k))),
+                (*chosen, k),
+            )  # fmt: skip
+        search(k + 1, lefts, rights, score, chosen)
+
+    search(0, frozenset(), frozenset(), (0, 0, 0, 0), ())
+    return best[0][1]
 
 
 def _solve_component(cands: list[Candidate], indexes: list[int]) -> list[int]:

@@ -40,7 +40,6 @@ Export status of a planned intervention:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -121,7 +120,12 @@ def reconcile(
 
     visits, findings = build_visits(punches_by_id.values(), rules_by_company, now)
     visits_by_key = {v.key: v for v in visits}
-    visit_of_punch = {pid: v for v in visits for pid in v.punch_ids}
+    visit_of_punch: dict[int, Visit] = {}
+    for v in visits:
+        if v.arrival_punch_id is not None:
+            visit_of_punch[v.arrival_punch_id] = v
+        if v.departure_punch_id is not None:
+            visit_of_punch[v.departure_punch_id] = v
     current = _current(resolutions)
     forced, forced_by = _effective_links(current, visit_of_punch, visits_by_key, planned_by_id)
 
@@ -136,9 +140,11 @@ def reconcile(
     for key, resolution in sorted(forced_by.items()):
         if key not in raised:
             anomalies.append(_kept_link(key, resolution, visits_by_key, matching, planned_by_id))
-    anomalies = [
-        replace(a, resolution=current[a.key].action) if a.key in current else a for a in anomalies
-    ]
+    if current:
+        anomalies = [
+            replace(a, resolution=current[a.key].action) if a.key in current else a
+            for a in anomalies
+        ]
 
     realised = _realise(
         planned_by_id, visits_by_key, matching, matches, anomalies, current, rules_by_company
@@ -242,7 +248,11 @@ def _about_visit(finding: AnomalyOut, matching: Matching) -> AnomalyOut:
     if not chain:
         return finding
     about = tuple(p.id for p in chain)
-    return replace(finding, planned_id=about[0], about_planned_ids=about)
+    f = finding
+    return AnomalyOut(
+        f.key, f.code, f.severity, f.company_id, f.carer_id, f.client_id, about[0], f.punch_id,
+        f.visit_key, f.at, f.detail, about, f.owner, f.resolution,
+    )  # fmt: skip
 
 
 def _kept_link(
@@ -288,17 +298,22 @@ def _realise(
     current: Mapping[str, ResolutionIn],
     rules_by_company: Mapping[int, CompanyRules],
 ) -> dict[int, Realised]:
-    about: dict[int, list[AnomalyOut]] = defaultdict(list)
+    about: dict[int, list[AnomalyOut]] = {}
     for anomaly in anomalies:
         for planned_id in anomaly.about_planned_ids:
-            about[planned_id].append(anomaly)
+            about.setdefault(planned_id, []).append(anomaly)
     match_of = {m.planned_id: m for m in matches}
+    owners = matching.owners
     out: dict[int, Realised] = {}
     for planned_id, item in planned_by_id.items():
         rules = rules_by_company[item.company_id]
         match = match_of.get(planned_id)
         visit = visits_by_key[match.visit_key] if match else None
-        status, times = _status(item, match, visit, matching, about[planned_id], current, rules)
+        said = about.get(planned_id)
+        if said:
+            status, times = _status(item, match, visit, matching, said, current, rules)
+        else:
+            status, times = _status_unremarked(item, match, visit, matching, rules)
         if status == "realised" and times is not None:
             start, end = times
             minutes: int | None = whole_minutes(start, end)
@@ -315,9 +330,30 @@ def _realise(
             if status == "realised"
             else None,
             visit_keys=(visit.key,) if visit else (),
-            owner=matching.owner(item),
+            owner=owners[planned_id],
         )
     return out
+
+
+def _status_unremarked(
+    item: PlannedIn,
+    match: VisitMatch | None,
+    visit: Visit | None,
+    matching: Matching,
+    rules: CompanyRules,
+) -> tuple[RealisedStatus, tuple[datetime, datetime] | None]:
+    """:func:`_status` of an intervention no anomaly is about (most of them): no decision and
+    nothing blocking, so only the visit counts."""
+    if match is None or visit is None:
+        return "planned", None
+    if visit.absence_report:
+        return "not_done", None
+    if visit.end is None:
+        return "planned", None
+    known = matching.automatic.get(item.id)
+    if known is not None:
+        return "realised", known
+    return "realised", realised_span(item.start, item.end, match.start, match.end, rules)
 
 
 def _status(

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from reconciliation.assignment import Candidate, best_matching
 from reconciliation.model import (
@@ -87,32 +88,47 @@ def assign(
     """Match visits to planned interventions; ``forced`` maps a visit key to a linked planned id."""
     result = Matching()
     by_id: dict[int, PlannedIn] = {}
+    planned_day = result.planned_day
+    owners = result.owners
+    # Planned starts repeat (the same slots every day for many carers): one zone conversion
+    # per distinct (start, company), not per intervention.
+    days: dict[tuple[datetime, int], date] = {}
+    # Each phase's groups, indexed in one pass over the planning (insertion order is kept,
+    # and each group is sorted where it is solved).
+    own_planned: dict[tuple[int, int, int | None, date], list[PlannedIn]] = defaultdict(list)
+    client_planned: dict[tuple[int, int | None, date], list[PlannedIn]] = defaultdict(list)
+    carer_planned: dict[tuple[int, int, date], list[PlannedIn]] = defaultdict(list)
     for item in planned:
+        company = item.company_id
         by_id[item.id] = item
-        day = day_of(item.start, rules_by_company[item.company_id].tz)
-        result.planned_day[item.id] = day
-        result.owners[item.id] = CarerDay(item.company_id, item.carer_id, day)
-    # Groups are sorted where they are solved; no global sort is needed.
+        day = days.get((item.start, company))
+        if day is None:
+            day = days[(item.start, company)] = day_of(item.start, rules_by_company[company].tz)
+        planned_day[item.id] = day
+        owners[item.id] = CarerDay(company, item.carer_id, day)
+        own_planned[(company, item.carer_id, item.client_id, day)].append(item)
+        client_planned[(company, item.client_id, day)].append(item)
+        carer_planned[(company, item.carer_id, day)].append(item)
     visit_list = list(visits)
     by_key = {v.key: v for v in visit_list}
     for visit_key, planned_id in sorted(forced.items()):
         result.take(visit_key, by_id[planned_id], "linked")
     following, preceding = _back_to_back(by_id.values())
-    free_visits = [v for v in visit_list if v.key not in result.chains]
+    chains = result.chains
+    visit_of = result.visit_of
+    free_visits = [v for v in visit_list if v.key not in chains] if chains else visit_list
 
     # Phase 1: own visits at a known client.
     own_visits: dict[tuple[int, int, int | None, date], list[Visit]] = defaultdict(list)
+    unknown_visits: dict[tuple[int, int, date], list[Visit]] = defaultdict(list)
     for visit in free_visits:
         if visit.client_id is not None:
             own_visits[(visit.company_id, visit.carer_id, visit.client_id, visit.day)].append(visit)
-    own_planned: dict[tuple[int, int, int | None, date], list[PlannedIn]] = defaultdict(list)
-    for item in by_id.values():
-        if item.id not in result.visit_of:
-            key = (item.company_id, item.carer_id, item.client_id, result.planned_day[item.id])
-            own_planned[key].append(item)
+        else:
+            unknown_visits[(visit.company_id, visit.carer_id, visit.day)].append(visit)
     own_keys: list[str] = []
     for key, group in own_visits.items():
-        candidates = own_planned.get(key)
+        candidates = _left(own_planned.get(key), visit_of)
         if candidates:
             window = rules_by_company[key[0]].match_window
             own_keys += _phase(result, group, candidates, window, "own", _always)
@@ -122,40 +138,33 @@ def assign(
     # Phase 2: substitutes, per client.
     left_visits: dict[tuple[int, int | None, date], list[Visit]] = defaultdict(list)
     for visit in free_visits:
-        if visit.client_id is not None and visit.key not in result.chains:
+        if visit.client_id is not None and visit.key not in chains:
             left_visits[(visit.company_id, visit.client_id, visit.day)].append(visit)
-    left_planned: dict[tuple[int, int | None, date], list[PlannedIn]] = defaultdict(list)
-    for item in by_id.values():
-        if item.id not in result.visit_of:
-            key2 = (item.company_id, item.client_id, result.planned_day[item.id])
-            left_planned[key2].append(item)
     substitute_keys: list[str] = []
     for key2, group in left_visits.items():
-        candidates = left_planned.get(key2)
+        candidates = _left(client_planned.get(key2), visit_of)
         if candidates:
             window = rules_by_company[key2[0]].match_window
             substitute_keys += _phase(result, group, candidates, window, "substitute", _other_carer)
     _extend(result, substitute_keys, by_key, following, preceding)
 
     # Phase 3: visits with an unknown client, against the carer's own leftovers.
-    unknown_visits: dict[tuple[int, int, date], list[Visit]] = defaultdict(list)
-    for visit in free_visits:
-        if visit.client_id is None:
-            unknown_visits[(visit.company_id, visit.carer_id, visit.day)].append(visit)
     if unknown_visits:
-        carer_left: dict[tuple[int, int, date], list[PlannedIn]] = defaultdict(list)
-        for item in by_id.values():
-            if item.id not in result.visit_of:
-                key3 = (item.company_id, item.carer_id, result.planned_day[item.id])
-                carer_left[key3].append(item)
         unknown_keys: list[str] = []
         for key3, group in unknown_visits.items():
-            candidates = carer_left.get(key3)
+            candidates = _left(carer_planned.get(key3), visit_of)
             if candidates:
                 window = rules_by_company[key3[0]].match_window
                 unknown_keys += _phase(result, group, candidates, window, "unknown_client", _always)
         _extend(result, unknown_keys, by_key, following, preceding)
     return result
+
+
+def _left(group: list[PlannedIn] | None, visit_of: Mapping[int, str]) -> list[PlannedIn]:
+    """The interventions of ``group`` that no earlier phase matched, in their order."""
+    if not group:
+        return []
+    return [item for item in group if item.id not in visit_of]
 
 
 def _always(visit: Visit, planned: PlannedIn) -> bool:
@@ -201,20 +210,37 @@ def _phase(
             result.take(visits[0].key, planned[0], how)
             return [visits[0].key]
         return []
-    visits = sorted(visits, key=lambda v: (v.start, v.key))
-    ordered_planned = sorted(planned, key=lambda p: (p.start, p.id))
-    candidates = [
-        Candidate(i, j, overlap_seconds(v, p), abs(p.start - v.start) // _SECOND)
-        for i, v in enumerate(visits)
-        for j, p in enumerate(ordered_planned)
-        if allowed(v, p) and eligible(v, p, window)
-    ]
+    visits = sorted(visits, key=_visit_order)
+    ordered_planned = sorted(planned, key=_planned_order)
+    # eligible() and overlap_seconds(), inlined: this loop runs for every pair of every group.
+    check = allowed is not _always
+    candidates = []
+    for i, v in enumerate(visits):
+        start = v.start
+        end = v.end if v.arrival_punch_id is not None and v.departure_punch_id is not None else None
+        for j, p in enumerate(ordered_planned):
+            if check and not allowed(v, p):
+                continue
+            distance = abs(p.start - start)
+            if end is not None:
+                if not (start < p.end and p.start < end) and distance > window:
+                    continue
+                gain = max(0, (min(end, p.end) - max(start, p.start)) // _SECOND)
+            else:
+                if not (p.start <= start <= p.end) and distance > window:
+                    continue
+                gain = 0
+            candidates.append(Candidate(i, j, gain, distance // _SECOND))
     matched = []
     for cand in best_matching(candidates):
         visit = visits[cand.left]
         result.take(visit.key, ordered_planned[cand.right], how)
         matched.append(visit.key)
     return matched
+
+
+_visit_order = attrgetter("start", "key")
+_planned_order = attrgetter("start", "id")
 
 
 def _back_to_back(
@@ -256,23 +282,32 @@ def _extend(
     """Let each matched visit cover the free back-to-back neighbours it overlaps, the same day.
 
     When two visits could take the same neighbour, the larger overlap wins, then the earlier visit.
-    Repeated until nothing changes, so a long visit covers a whole chain.
+    Repeated until nothing changes, so a long visit covers a whole chain. Only visits whose chain
+    grew can offer anything new in the next round: every other visit's neighbours are where they
+    were, and each one it offered was taken. The winner of a neighbour is the least rank, so the
+    order in which visits are looked at does not matter.
     """
-    keys = sorted(set(visit_keys), key=lambda k: (by_key[k].start, k))
-    while True:
+    chains = result.chains
+    keys = [
+        key
+        for key in set(visit_keys)
+        if by_key[key].closed
+        and (chains[key][0].id in preceding or chains[key][-1].id in following)
+    ]
+    visit_of = result.visit_of
+    planned_day = result.planned_day
+    while keys:
         offers: dict[int, tuple[tuple[int, datetime, str], str, bool, PlannedIn]] = {}
         for key in keys:
             visit = by_key[key]
-            if not visit.closed:
-                continue
-            chain = result.chains[key]
-            day = result.planned_day[chain[0].id]
+            chain = chains[key]
+            day = planned_day[chain[0].id]
             sides = ((preceding.get(chain[0].id), True), (following.get(chain[-1].id), False))
             for neighbour, before in sides:
                 if (
                     neighbour is None
-                    or neighbour.id in result.visit_of
-                    or result.planned_day.get(neighbour.id) != day
+                    or neighbour.id in visit_of
+                    or planned_day.get(neighbour.id) != day
                 ):
                     continue
                 gain = overlap_seconds(visit, neighbour)
@@ -283,10 +318,13 @@ def _extend(
                     offers[neighbour.id] = (rank, key, before, neighbour)
         if not offers:
             return
+        grown: set[str] = set()
         for planned_id in sorted(offers):
             _, key, before, neighbour = offers[planned_id]
-            how = result.how[result.chains[key][0].id]
+            how = result.how[chains[key][0].id]
             result.take(key, neighbour, how, before=before)
+            grown.add(key)
+        keys = list(grown)
 
 
 def _carry_over(
@@ -300,11 +338,13 @@ def _carry_over(
     Only the next day, and only for visits matched in the own phase, so that a day's result
     depends on the day before it and never on a longer history.
     """
-    for key in sorted(set(own_keys)):
+    chains = result.chains
+    # Only a chain whose last intervention has a follower can carry over.
+    for key in sorted({k for k in own_keys if chains[k][-1].id in following}):
         visit = by_key[key]
         if not visit.closed or visit.end is None:
             continue
-        chain = result.chains[key]
+        chain = chains[key]
         next_day = visit.day + timedelta(days=1)
         nxt = following.get(chain[-1].id)
         while (
@@ -320,8 +360,23 @@ def _carry_over(
 def visit_matches(result: Matching, by_key: Mapping[str, Visit]) -> list[VisitMatch]:
     """Cut each visit at the planned boundaries between the interventions it covers."""
     matches = []
+    how = result.how
+    owners = result.owners
     for key, chain in result.chains.items():
         visit = by_key[key]
+        if len(chain) == 1:  # the usual case: the whole visit, as punched
+            item = chain[0]
+            matches.append(
+                VisitMatch(
+                    key,
+                    item.id,
+                    visit.start if visit.arrival_punch_id is not None else None,
+                    visit.end if visit.departure_punch_id is not None else None,
+                    how[item.id],
+                    owners[item.id],
+                )
+            )
+            continue
         last = len(chain) - 1
         for index, item in enumerate(chain):
             if index > 0:
@@ -405,9 +460,10 @@ def matching_anomalies(
                 )
             )
     match_of = {m.planned_id: m for m in matches}
+    owners = result.owners
     for item in planned:
         rules = rules_by_company[item.company_id]
-        owner = result.owner(item)
+        owner = owners[item.id]
         match = match_of.get(item.id)
         if match is None:
             if now > item.end + rules.departure_tolerance:
@@ -492,9 +548,19 @@ def punch_anomalies(
     """
     findings: list[AnomalyOut] = []
     for visit in visits:
-        about = tuple(p.id for p in result.chains.get(visit.key, ()))
-        for punch_id in visit.punch_ids:
+        about: tuple[int, ...] | None = None
+        for punch_id in (visit.arrival_punch_id, visit.departure_punch_id):
+            if punch_id is None:
+                continue
             punch = punches_by_id[punch_id]
+            if (
+                punch.client_id is not None
+                and punch.status != "client_absent"
+                and (punch.source != "callback" or punch.location_verified)
+            ):
+                continue  # nothing to say about most punches
+            if about is None:
+                about = tuple(p.id for p in result.chains.get(visit.key, ()))
             codes: list[tuple[AnomalyCode, dict[str, object]]] = []
             if punch.client_id is None:
                 if punch.caller_withheld:

@@ -17,6 +17,8 @@ RoundMode = Literal["nearest", "up", "down"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+_MINUTE = timedelta(minutes=1)
+_MINUTES_A_DAY = 24 * 60
 
 
 def round_instant(at: datetime, step_min: int, mode: RoundMode, tz: tzinfo) -> datetime:
@@ -29,19 +31,25 @@ def round_instant(at: datetime, step_min: int, mode: RoundMode, tz: tzinfo) -> d
     """
     if step_min <= 0:
         return at
-    offset = at.astimezone(tz).utcoffset() or timedelta(0)
-    offset_us = offset // _MICRO
-    local_us = (at - _EPOCH) // _MICRO + offset_us
+    local = at.astimezone(tz)
     step_us = step_min * 60_000_000
-    down, rest = divmod(local_us, step_us)
-    down *= step_us
-    if rest == 0 or mode == "down":
-        rounded = down
-    elif mode == "up" or 2 * rest >= step_us:
-        rounded = down + step_us
+    if _MINUTES_A_DAY % step_min == 0:
+        # The company steps divide a day: the grid counted from local midnight is the grid
+        # counted from the local epoch, and the local time of day is enough.
+        rest = (
+            ((local.hour * 60 + local.minute) % step_min) * 60 + local.second
+        ) * 1_000_000 + local.microsecond
     else:
-        rounded = down
-    return _EPOCH + timedelta(microseconds=rounded - offset_us)
+        offset = local.utcoffset() or timedelta(0)
+        rest = ((at - _EPOCH + offset) // _MICRO) % step_us
+    if rest == 0 or mode == "down":
+        moved = -rest
+    elif mode == "up" or 2 * rest >= step_us:
+        moved = step_us - rest
+    else:
+        moved = -rest
+    rounded = at + timedelta(microseconds=moved) if moved else at
+    return rounded if rounded.tzinfo is UTC else rounded.astimezone(UTC)
 
 
 def rounding_modes(direction: RoundingDirection) -> tuple[RoundMode, RoundMode]:
@@ -80,12 +88,13 @@ def realised_span(
             start = planned_start
         if punched_end is not None and abs(punched_end - planned_end) <= rules.departure_tolerance:
             end = planned_end
-    start_mode, end_mode = rounding_modes(rules.rounding_direction)
-    start = round_instant(start, rules.rounding_step_min, start_mode, rules.tz)
-    end = round_instant(end, rules.rounding_step_min, end_mode, rules.tz)
+    if rules.rounding_step_min:
+        start_mode, end_mode = rounding_modes(rules.rounding_direction)
+        start = round_instant(start, rules.rounding_step_min, start_mode, rules.tz)
+        end = round_instant(end, rules.rounding_step_min, end_mode, rules.tz)
     return start, max(start, end)
 
 
 def whole_minutes(start: datetime, end: datetime) -> int:
     """Whole minutes elapsed on the real timeline: a DST night is one hour shorter or longer."""
-    return max(0, (end - start) // timedelta(minutes=1))
+    return max(0, (end - start) // _MINUTE)

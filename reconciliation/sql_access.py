@@ -224,22 +224,30 @@ class Sql:
         return dict(value)
 
 
-def begin(sql: Sql, *, batch: bool = False, write: bool = True) -> None:
+def begin(
+    sql: Sql, *, batch: bool = False, write: bool = True, lock_wait_ms: int | None = None
+) -> None:
     """Start the transaction the way reconciliation needs it on each database.
 
     SQLite: ``BEGIN IMMEDIATE`` takes the write lock before the first read, so a run never
     reads, computes and then fails to upgrade to a writer because another one got in between
     (a read-only transaction starts as usual). PostgreSQL: a batch chunk may run longer than
-    the request timeout.
+    the request timeout; ``lock_wait_ms`` bounds the wait for another run's locks. The
+    settings go in one statement (``set_config(…, true)`` is ``SET LOCAL``): a call's run is
+    made of a few small statements, and each round trip counts.
     """
     if sql.postgres:
         # Reconciliation's statements are many small index lookups: compiling them (JIT, for
         # plans the planner wrongly costs as large) takes longer than running them.
-        sql.execute("SET LOCAL jit = off")
+        settings = {"jit": "off"}
         if batch:
             # A batch chunk is derived data that the next run rewrites: it may take longer than
             # a request, and need not wait for its commit to reach the disk.
-            sql.execute("SET LOCAL statement_timeout = 0")
-            sql.execute("SET LOCAL synchronous_commit = off")
+            settings["statement_timeout"] = "0"
+            settings["synchronous_commit"] = "off"
+        if lock_wait_ms is not None:
+            settings["lock_timeout"] = str(int(lock_wait_ms))
+        calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+        sql.fetch(f"SELECT {calls}", **settings)
     elif write:
         sql.execute("BEGIN IMMEDIATE")

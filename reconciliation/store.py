@@ -22,10 +22,12 @@ A run that loses a deadlock is retried.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -68,6 +70,8 @@ class RunReport:
     load_s: float = 0.0
     rules_s: float = 0.0
     write_s: float = 0.0
+    #: CPU seconds of the rules alone (process time: what a loaded machine does not inflate).
+    rules_cpu_s: float = 0.0
 
     def add(self, other: RunReport) -> None:
         self.carer_days += other.carer_days
@@ -76,6 +80,7 @@ class RunReport:
         self.load_s += other.load_s
         self.rules_s += other.rules_s
         self.write_s += other.write_s
+        self.rules_cpu_s += other.rules_cpu_s
 
     def __str__(self) -> str:
         c = self.counts
@@ -118,9 +123,7 @@ def in_transaction(
         try:
             with engine.connect() as conn, conn.begin():
                 sql = Sql(conn)
-                begin(sql, batch=batch, write=write)
-                if lock_wait_ms is not None and sql.postgres:
-                    sql.execute(f"SET LOCAL lock_timeout = {int(lock_wait_ms)}")
+                begin(sql, batch=batch, write=write, lock_wait_ms=lock_wait_ms)
                 return work(sql)
         except DBAPIError as exc:
             if lock_wait_ms is not None and _lock_wait_expired(exc):
@@ -176,6 +179,7 @@ def run_targets(
             company_resolutions=(company_resolutions or {}).get(company_id),
         )
         loaded = time.perf_counter()
+        cpu = time.process_time()
         result = reconcile(
             companies.rules,
             snapshot.punches.values(),
@@ -184,6 +188,7 @@ def run_targets(
             now,
         )
         ruled = time.perf_counter()
+        report.rules_cpu_s += time.process_time() - cpu
         report.counts.add(
             writer.write(Owned(company_id, frozenset(days)), result, snapshot, rules.timezone)
         )
@@ -630,7 +635,23 @@ def run_batch_chunk(
         report.transactions = 1
         return report
 
-    return in_transaction(engine, work, batch=True)
+    with _no_cyclic_gc():
+        return in_transaction(engine, work, batch=True)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """A batch chunk allocates a few million small objects that never form cycles (rows,
+    punches, visits, results); the cyclic collector would walk the growing heap again and
+    again for nothing (10 to 20 % of the rules' CPU). Reference counting still frees them; the
+    collector runs again once the chunk is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def company_resolutions(engine: Engine, company_id: int) -> list[ResolutionIn]:

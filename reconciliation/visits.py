@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
+from operator import attrgetter
 
 from reconciliation.model import (
     DUPLICATE_WINDOW,
@@ -28,6 +29,7 @@ from reconciliation.model import (
 from reconciliation.scope import day_of
 
 StreamKey = tuple[int, int, int | None]
+_punch_order = attrgetter("at", "id")
 
 
 def visit_finding(
@@ -72,7 +74,7 @@ def build_visits(
             streams[(punch.company_id, punch.carer_id, punch.client_id)].append(punch)
     for (company_id, _carer, _client), stream in streams.items():
         rules = rules_by_company[company_id]
-        stream.sort(key=lambda p: (p.at, p.id))
+        stream.sort(key=_punch_order)
         kept = _drop_duplicates(stream, rules, findings)
         _pair(kept, rules, now, visits, findings)
     by_carer: dict[tuple[int, int], list[Visit]] = defaultdict(list)
@@ -202,15 +204,15 @@ def _visit(
     first = arrival if arrival is not None else departure
     assert first is not None
     return Visit(
-        key=visit_key_for(first.id),
-        company_id=first.company_id,
-        carer_id=first.carer_id,
-        client_id=first.client_id,
-        arrival_punch_id=arrival.id if arrival is not None else None,
-        departure_punch_id=departure.id if departure is not None else None,
-        start=start,
-        end=end,
-        day=day_of(start, tz),
+        visit_key_for(first.id),
+        first.company_id,
+        first.carer_id,
+        first.client_id,
+        arrival.id if arrival is not None else None,
+        departure.id if departure is not None else None,
+        start,
+        end,
+        start.astimezone(tz).date(),  # day_of with the zone object at hand
     )
 
 

@@ -67,3 +67,35 @@ def test_more_pairs_beat_fewer_at_equal_gain() -> None:
     """With no overlap anywhere, two window-only pairs beat one."""
     cands = [Candidate(0, 0, 0, 5), Candidate(0, 1, 0, 0), Candidate(1, 1, 0, 9)]
     assert best_matching(cands) == [cands[0], cands[2]]
+
+
+larger_candidate_lists = st.lists(
+    st.builds(
+        Candidate,
+        left=st.integers(0, 4),
+        right=st.integers(0, 4),
+        gain=st.sampled_from([0, 0, 10, 20, 30]),
+        penalty=st.integers(0, 3),
+    ),
+    min_size=9,
+    max_size=12,
+    unique_by=lambda c: (c.left, c.right),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(larger_candidate_lists)
+def test_best_matching_past_the_small_search_equals_brute_force(cands: list[Candidate]) -> None:
+    """Graphs too large for the small search go through Hungarian and still give the optimum."""
+    assert best_matching(cands) == brute_force(cands)
+
+
+def test_plain_best_pairs_are_taken_without_search() -> None:
+    """Each visit's strictly best, distinct pair wins even when the window allows every pair."""
+    cands = [
+        Candidate(0, 0, 50, 9),
+        Candidate(0, 1, 10, 0),
+        Candidate(1, 0, 0, 0),
+        Candidate(1, 1, 40, 9),
+    ]
+    assert best_matching(cands) == [cands[0], cands[3]] == brute_force(cands)

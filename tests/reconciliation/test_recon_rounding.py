@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from recon_factory import PARIS, at
 
 from reconciliation.model import CompanyRules
@@ -156,3 +158,35 @@ def test_company_rules_refuse_values_outside_the_spec(bad: dict[str, object]) ->
     """Steps other than 0/5/10/15/30 and unknown directions are refused with a message."""
     with pytest.raises(ValueError, match="rounding"):
         CompanyRules(**bad)  # type: ignore[arg-type]
+
+
+def _epoch_grid(instant: datetime, step_min: int, mode: str, tz: ZoneInfo) -> datetime:
+    """The rounding as first written: the local wall clock counted from the 1970 epoch."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    micro = timedelta(microseconds=1)
+    offset = (instant.astimezone(tz).utcoffset() or timedelta(0)) // micro
+    local_us = (instant - epoch) // micro + offset
+    step_us = step_min * 60_000_000
+    down, rest = divmod(local_us, step_us)
+    down *= step_us
+    up = rest and (mode == "up" or (mode == "nearest" and 2 * rest >= step_us))
+    return epoch + timedelta(microseconds=down + (step_us if up else 0) - offset)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    instant=st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+    step=st.sampled_from([5, 10, 15, 30, 7]),
+    mode=st.sampled_from(["nearest", "up", "down"]),
+    zone=st.sampled_from(["Europe/Paris", "Asia/Kathmandu", "Indian/Reunion", "America/St_Johns"]),
+)
+def test_rounding_on_the_time_of_day_equals_the_epoch_grid(
+    instant: datetime, step: int, mode: str, zone: str
+) -> None:
+    """Rounding read from the local time of day lands where the epoch-counted grid does, in UTC."""
+    rounded = round_instant(instant, step, mode, ZoneInfo(zone))  # type: ignore[arg-type]
+    expected = _epoch_grid(instant, step, mode, ZoneInfo(zone))
+    assert rounded == expected
+    assert rounded.tzinfo is UTC
