@@ -208,6 +208,8 @@ def run_target(kind: str, base_url: str, args: argparse.Namespace) -> dict:
             server_peak_rss_mb=round(watch.peak_kb / 1024, 1),
             server_threads_peak=watch.threads_peak,
             server_cpu_s=round(cpu, 1),
+            # CPU, not wall time: comparable across runs on a shared machine.
+            server_cpu_ms_per_call=round(1000 * cpu / max(result["calls"], 1), 2),
         )
         return result
     finally:

@@ -62,5 +62,9 @@ def decode_pairs(text: str, where: str) -> dict[str, str]:
     for name, value in pairs:
         if name in fields:
             raise FormError(f"{where} repeats the field {name!r}")
+        if "\x00" in name or "\x00" in value:
+            # Twilio never sends one, and PostgreSQL text cannot hold one: refused here rather
+            # than failing later in the journal of a refused or a real webhook.
+            raise FormError(f"{where} has a NUL character in the field {name[:40]!r}")
         fields[name] = value
     return fields

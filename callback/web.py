@@ -47,6 +47,7 @@ from callback.webhooks import TEXT_TYPE, CallbackWebhooks, WebAnswer
 from ivr.call_store import CallStore, utc_now
 from ivr.callback_flow import CallbackSettings
 from ivr.flow_tuning import flow_settings as tuned_flow_settings
+from telegestion import logs
 from telegestion.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ class Webhook(resource.Resource):
         return self.render_POST(request)
 
     def render_POST(self, request: server.Request) -> bytes | int:
+        with logs.bind(call=_call_sid(request)):  # the call id on every line (telegestion.logs)
+            return self._render_post(request)
+
+    def _render_post(self, request: server.Request) -> bytes | int:
         declared = request.getHeader(b"content-length")
         assert request.content is not None
         body = request.content.read(MAX_BODY_BYTES + 1)
@@ -217,6 +222,12 @@ def _header(request: server.Request, name: bytes) -> str | None:
     if value is None:
         return None
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _call_sid(request: server.Request) -> str | None:
+    """The CallSid of a webhook, for the logs only (the form is parsed and checked later)."""
+    sid = request.args.get(b"CallSid") if request.args else None
+    return sid[0].decode("latin-1")[:64] if sid else None
 
 
 def _int(text: Any) -> int:

@@ -55,10 +55,17 @@ class ChannelOp:
 
 @dataclasses.dataclass(frozen=True)
 class Blocking:
-    """Run ``fn(*args)`` where blocking is allowed (a worker thread, or inline in a script)."""
+    """Run ``fn(*args)`` where blocking is allowed (a worker thread, or inline in a script).
+
+    ``offline`` work (the local spool) runs on threads of its own, never queued behind database
+    threads that a frozen database may hold. An executor that bounds its wait for the database
+    runs ``fallback`` instead when ``fn`` takes too long (``ivr.fastagi_call``).
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    offline: bool = False
+    fallback: Blocking | None = None
 
 
 Op = ChannelOp | Blocking
@@ -186,7 +193,7 @@ def _world(
             reply = from_memory(effect, call)
             if reply is not NOT_IN_MEMORY:
                 return reply
-        return (yield Blocking(store.answer, (effect, call)))
+        return (yield _database_work(store, effect, call, "answer", (effect, call)))
     except Exception as exc:  # a bug or an unexpected database state: end the call politely
         log.exception("world effect %s failed for call %s", type(effect).__name__, call.call_key)
         call.add(clock(), "error", {"effect": type(effect).__name__, "error": str(exc)[:200]})
@@ -202,7 +209,26 @@ def _end(
             yield ChannelOp("hangup")
     except (ChannelHungUp, AgiCommandError) as exc:
         log.info("call %s ended before its status was set: %s", call.call_key, exc)
-    yield Blocking(store.finish, (call, summary))
+    yield _database_work(store, None, call, "finish", (call, summary))
+    reconcile = getattr(store, "reconcile_after_finish", None)
+    if reconcile is not None and store.journaled_online(call):  # type: ignore[attr-defined]
+        yield Blocking(reconcile, (call,))
+
+
+def _database_work(
+    store: CallStore, effect: fx.Effect | None, call: CallRecord, name: str, args: tuple[Any, ...]
+) -> Blocking:
+    """``store.<name>(*args)``, with the store's offline path when it has one
+    (``ivr.resilient_store``): straight away when the database is known down, else as the
+    fallback of a database wait that runs out."""
+    offline = getattr(store, f"{name}_offline", None)
+    if offline is None:
+        return Blocking(getattr(store, name), args)
+    if store.offline_first(effect, call):  # type: ignore[attr-defined]
+        return Blocking(offline, args, offline=True)
+    return Blocking(
+        getattr(store, name), args, fallback=Blocking(offline, (*args, "timeout"), offline=True)
+    )
 
 
 def _channel(

@@ -9,12 +9,15 @@ to tell a hang-up from a missing prompt when both answer ``result=-1``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -56,6 +59,7 @@ from ivr.agi_wire import (
     interpret_stream,
     interpret_variable,
 )
+from telegestion import logs
 
 __all__ = [
     "FASTAGI_LISTEN_BACKLOG",
@@ -71,6 +75,7 @@ __all__ = [
     "GetDataResult",
     "PlaybackFailed",
     "ReplyTimeout",
+    "ServerShuttingDown",
     "StreamResult",
     "listen_fastagi",
 ]
@@ -88,6 +93,49 @@ FASTAGI_LISTEN_BACKLOG = 1024
 ASTERISK_DEFAULT_GET_DATA_TIMEOUT_MS = 6000
 
 _DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+#: The commands this server sends, longest first: the label of a command's latency, so the
+#: metric has a bounded set of values whatever the arguments.
+AGI_COMMAND_NAMES = (
+    "GET FULL VARIABLE",
+    "WAIT FOR DIGIT",
+    "CHANNEL STATUS",
+    "SET VARIABLE",
+    "GET VARIABLE",
+    "SAY DATETIME",
+    "STREAM FILE",
+    "SAY DIGITS",
+    "GET DATA",
+    "VERBOSE",
+    "ANSWER",
+    "HANGUP",
+    "EXEC",
+)
+
+#: ``observer(command_name, seconds)``: the server's own time before sending a command.
+CommandTimer = Callable[[str, float], None]
+
+
+class ServerShuttingDown(ConnectionLost):
+    """The server dropped the session because it is stopping (the drain's grace is over)."""
+
+
+#: ``AGI_COMMAND_NAMES`` by their first word, longest first: a line is matched in a dictionary
+#: lookup and a comparison or two (this runs before every command).
+_COMMANDS_BY_FIRST_WORD: dict[str, tuple[str, ...]] = {}
+for _name in AGI_COMMAND_NAMES:
+    _first = _name.split(" ", 1)[0]
+    _COMMANDS_BY_FIRST_WORD[_first] = (*_COMMANDS_BY_FIRST_WORD.get(_first, ()), _name)
+del _name, _first
+
+
+def command_name(line: str) -> str:
+    """The command of an AGI line (``GET DATA``), or ``OTHER``: a metric label, never data."""
+    for name in _COMMANDS_BY_FIRST_WORD.get(line.split(" ", 1)[0].upper(), ()):
+        size = len(name)
+        if line[:size].upper() == name and (len(line) == size or line[size] == " "):
+            return name
+    return "OTHER"
 
 
 @dataclass(frozen=True)
@@ -141,6 +189,10 @@ class AgiChannel:
         self._limits = limits
         self._pending: _Pending | None = None
         self._shut_reason: ChannelHungUp | None = None
+        # When the server got the last word from Asterisk (the environment block, then each
+        # reply): the time until the next command is the server's own (see CommandTimer).
+        # A real clock on purpose: this measures the process, the injected clock drives waits.
+        self._idle_since: float | None = time.perf_counter()
 
     @property
     def peer(self) -> str:
@@ -181,6 +233,7 @@ class AgiChannel:
         delay = self._limits.command_timeout if timeout is None else timeout
         timer = self._clock.callLater(delay, self._reply_overdue)
         self._pending = _Pending(line, deferred, timer, delay)
+        self._time_command(line)
         self._wire.send(data)
         return deferred
 
@@ -331,6 +384,13 @@ class AgiChannel:
 
     # -- inside -------------------------------------------------------------------------------
 
+    def _time_command(self, line: str) -> None:
+        since, self._idle_since = self._idle_since, None
+        factory = self._wire.factory
+        if since is None or factory is None or factory.command_timer is None:
+            return
+        factory.command_timer(command_name(line), time.perf_counter() - since)
+
     def _checked(
         self, line: str, *, sound: str | None, timeout: float | None = None
     ) -> Deferred[Reply]:
@@ -379,6 +439,7 @@ class AgiChannel:
             self._wire.drop(f"reply with no command in flight: {reply.lines[0][:80]!r}")
             return
         self._pending = None
+        self._idle_since = time.perf_counter()
         if pending.timer.active():
             pending.timer.cancel()
         if reply.code == CODE_SUCCESS:
@@ -418,6 +479,31 @@ class _Pending:
     deferred: Deferred[Reply]
     timer: IDelayedCall
     delay: float
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """``transport.write(data)``, but sent at once when nothing is waiting to be sent.
+
+    Twisted's ``write`` only buffers: the reactor registers the socket for writing, sends on
+    its next turn and unregisters it, so each command cost two ``epoll_ctl`` calls and a
+    reactor turn on top of its ``send``. One command in flight per call means the buffer is
+    nearly always empty, so the command goes out straight away; whatever the socket does not
+    take (or an error) goes through ``write`` as before, which keeps the order and the error
+    handling Twisted's.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.dataBuffer
+        and not transport._tempDataLen
+    ):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int) and sent > 0:
+            data = data[sent:]
+    if data:
+        transport.write(data)
 
 
 def _to_none(_: object) -> None:
@@ -468,11 +554,33 @@ class FastAGIProtocol(Protocol):
         self._replies = ReplyReader()
         self._state = _AWAITING_ENV
         self._timers: list[IDelayedCall] = []
+        #: the call's id in every log line about it (``telegestion.logs``), once known
+        self.call_id: str | None = None
+        #: the log fields bound while this call's code runs (``telegestion.logs.enter``)
+        self._log_fields: Mapping[str, str] | None = None
+        self._handler_running = False
 
     @property
     def state(self) -> str:
         """``awaiting-env``, ``in-call``, ``closing`` or ``closed``: for tests and metrics."""
         return self._state
+
+    @property
+    def settled(self) -> bool:
+        """True once the connection is closed and the call handler (its journal) is done."""
+        return self._state == _CLOSED and not self._handler_running
+
+    @contextlib.contextmanager
+    def _about_call(self) -> Iterator[None]:
+        fields = self._log_fields
+        if fields is None:
+            yield
+            return
+        token = logs.enter(fields)
+        try:
+            yield
+        finally:
+            logs.leave(token)
 
     def connectionMade(self) -> None:
         self.peer = _describe(self.transport.getPeer())
@@ -481,6 +589,18 @@ class FastAGIProtocol(Protocol):
             self.factory.connection_opened(self)
 
     def dataReceived(self, data: bytes) -> None:
+        # Every packet of every call: the log fields are bound without a context manager.
+        fields = self._log_fields
+        if fields is None:
+            self._data_received(data)
+            return
+        token = logs.enter(fields)
+        try:
+            self._data_received(data)
+        finally:
+            logs.leave(token)
+
+    def _data_received(self, data: bytes) -> None:
         if self._state not in (_AWAITING_ENV, _IN_CALL):
             return
         overflow: LineTooLong | None = None
@@ -496,6 +616,10 @@ class FastAGIProtocol(Protocol):
             self.drop(str(overflow))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        with self._about_call():
+            self._connection_lost(reason)
+
+    def _connection_lost(self, reason: Failure) -> None:
         previous, self._state = self._state, _CLOSED
         self._cancel_timers()
         if self.channel is not None:
@@ -507,13 +631,14 @@ class FastAGIProtocol(Protocol):
             )
         if self.factory is not None:
             self.factory.connection_closed(self)
+            self.factory.maybe_settled(self)
         if not self.finished.called:
             self.finished.callback(None)
 
     def send(self, data: bytes) -> None:
         """Write bytes for the channel (nothing once the session is closing)."""
         if self._state == _IN_CALL:
-            self.transport.write(data)
+            write_now(self.transport, data)
 
     def close_session(self) -> None:
         """End the session normally: pending writes go out, then the connection closes."""
@@ -567,12 +692,27 @@ class FastAGIProtocol(Protocol):
         self._state = _IN_CALL
         self._timers.append(self._clock.callLater(self._limits.call_timeout, self._call_overdue))
         channel = self.channel = AgiChannel(self, env, self._clock, self._limits)
+        self.call_id = env.uniqueid or None
+        if self.call_id is not None:
+            self._log_fields = logs.fields_with(call=self.call_id)
         if self.factory is not None:
             self.factory.calls_started += 1
-        outcome: Deferred[object] = maybeDeferred(self._handler, channel)
+        self._handler_running = True
+        # The handler's coroutine copies this context (``ensureDeferred``): its log lines, and
+        # its database work through ``logs.in_context``, carry the call id.
+        with self._about_call():
+            outcome: Deferred[object] = maybeDeferred(self._handler, channel)
         outcome.addBoth(self._handler_done)
 
     def _handler_done(self, result: object) -> None:
+        self._handler_running = False
+        with self._about_call():
+            self._report_handler(result)
+        self.close_session()
+        if self.factory is not None:
+            self.factory.maybe_settled(self)
+
+    def _report_handler(self, result: object) -> None:
         if isinstance(result, Failure):
             uniqueid = self.channel.env.uniqueid if self.channel is not None else "?"
             if result.check(ChannelHungUp):
@@ -589,13 +729,13 @@ class FastAGIProtocol(Protocol):
                     uniqueid=uniqueid,
                     peer=self.peer,
                 )
-        self.close_session()
 
     def _env_overdue(self) -> None:
         self.drop(f"no complete environment block within {self._limits.env_timeout:g} s")
 
     def _call_overdue(self) -> None:
-        self.drop(f"call still running after {self._limits.call_timeout:g} s")
+        with self._about_call():
+            self.drop(f"call still running after {self._limits.call_timeout:g} s")
 
     def _cancel_timers(self) -> None:
         for timer in self._timers:
@@ -608,7 +748,10 @@ class FastAGIFactory(Factory):
     """Builds one :class:`FastAGIProtocol` per connection; ``handler(channel)`` runs the call.
 
     ``clock`` drives every deadline (inject a ``task.Clock`` in tests); ``limits`` holds them.
-    The counters are for ``/metrics`` and ``/healthz``.
+    The counters are for ``/metrics`` and ``/healthz``; ``command_timer`` (optional) is told
+    the server's own time before each command it sends. ``in_progress`` holds every
+    connection until it is closed *and* its handler is done (the journal written): what a
+    draining server waits for (:meth:`when_idle`).
     """
 
     noisy = False
@@ -627,8 +770,11 @@ class FastAGIFactory(Factory):
         self.clock: IReactorTime = clock  # type: ignore[assignment]
         self.limits = limits or AgiLimits()
         self.open_connections: set[FastAGIProtocol] = set()
+        self.in_progress: set[FastAGIProtocol] = set()
         self.calls_started = 0
         self.connections_dropped = 0
+        self.command_timer: CommandTimer | None = None
+        self._idle_waiters: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress) -> FastAGIProtocol:
         protocol = FastAGIProtocol(self.handler, self.clock, self.limits)
@@ -637,9 +783,40 @@ class FastAGIFactory(Factory):
 
     def connection_opened(self, protocol: FastAGIProtocol) -> None:
         self.open_connections.add(protocol)
+        self.in_progress.add(protocol)
 
     def connection_closed(self, protocol: FastAGIProtocol) -> None:
         self.open_connections.discard(protocol)
+
+    def maybe_settled(self, protocol: FastAGIProtocol) -> None:
+        """Forget a connection once it is closed and its handler done; wake idle waiters."""
+        if not protocol.settled or protocol not in self.in_progress:
+            return
+        self.in_progress.discard(protocol)
+        if not self.in_progress:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.called:  # a waiter given up on (cancelled) is skipped
+                    waiter.callback(None)
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no call is in progress (at once if none is)."""
+        if not self.in_progress:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
+
+    def drop_all(self, reason: str) -> int:
+        """Drop every open session (a stopping server whose grace is over); returns how many.
+
+        Each call's handler sees :class:`ServerShuttingDown` and still writes its journal.
+        """
+        dropping = list(self.open_connections)
+        for protocol in dropping:
+            with protocol._about_call():
+                protocol.drop(reason, ServerShuttingDown(reason))
+        return len(dropping)
 
 
 def listen_fastagi(

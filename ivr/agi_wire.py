@@ -166,26 +166,33 @@ class LineSplitter:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if len(line) > self.max_length:
-                self._failed = True
-                raise LineTooLong(self.max_length, lines)
+                raise self._fail(lines)
             lines.append(line)
         del buffer[:start]
         # An unfinished line is already too long if even dropping a final CR cannot save it.
         if len(buffer) > self.max_length + 1 or (
             len(buffer) == self.max_length + 1 and not buffer.endswith(b"\r")
         ):
-            self._failed = True
-            raise LineTooLong(self.max_length, lines)
+            raise self._fail(lines)
         return lines
+
+    def _fail(self, lines_before: list[bytes]) -> LineTooLong:
+        """Refuse from now on, and let go of the overlong bytes: a dropped peer holds no memory."""
+        self._failed = True
+        self._buffer.clear()
+        return LineTooLong(self.max_length, lines_before)
 
 
 def decode_text(raw: bytes) -> str:
-    """Decode wire bytes the way Asterisk means them: UTF-8, never failing.
+    """Decode wire bytes the way Asterisk means them: UTF-8, never failing, never a NUL.
 
     Caller names come from the network and can be Latin-1 or cut in the middle of a character;
-    a replacement character in a journal is better than a crashed call.
+    a replacement character in a journal is better than a crashed call. A NUL is replaced too:
+    Asterisk cannot send one (C strings), but anything can connect to the FastAGI port, and
+    PostgreSQL text cannot hold a NUL: one in ``agi_callerid`` made the punch itself fail to be
+    stored (tests/hostile/test_hostile_ivr_calls.py).
     """
-    return raw.decode("utf-8", errors="replace")
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ivr import effects as fx
 from ivr import punch_rules, visit_menu
 from ivr.call_record import NOT_IN_MEMORY, CallRecord, Clock, utc_now
 from ivr.client_label import client_label
+from ivr.directory_copy import CompanyEntry, DirectoryCopy
 from reconciliation.background import reconcile_call
 from reconciliation.model import AnomalyCode, anomaly_key
 from telegestion.model import (
@@ -81,6 +82,10 @@ class CallStore:
         self._companies_by_code: dict[str, _CompanyRow] = {}
         self._active_carers: dict[tuple[int, str], int] = {}
         self._landlines: dict[tuple[int, str], int] = {}
+        #: when the directory in memory was read from the database (None: never, or a copy)
+        self.directory_fetched_at: dt.datetime | None = None
+        #: bumped at each refresh from the database, so a watcher knows when to save a copy
+        self.directory_version = 0
         # Caller numbers with failed code entries recent enough to matter for a lock-out. Any
         # other caller (nearly all of them) is not locked out, known without a query.
         self.failing_ttl_s = 5.0
@@ -163,8 +168,57 @@ class CallStore:
                 self._active_carers = carers
                 self._landlines = landlines
                 self._loaded_at = time.monotonic()
+                self.directory_fetched_at = self.clock()
+                self.directory_version += 1
         finally:
             self._refreshing.release()
+
+    def directory_copy(self) -> DirectoryCopy | None:
+        """The directory in memory, for ``ivr.directory_copy`` to save; ``None`` before the
+        first load."""
+        with self._lock:
+            if self.directory_fetched_at is None:
+                return None
+            return DirectoryCopy(
+                companies=tuple(
+                    CompanyEntry(
+                        row.info.company_id,
+                        row.info.code,
+                        row.info.language,
+                        row.info.timezone,
+                        row.info.task_codes_enabled,
+                        row.region,
+                    )
+                    for row in self._companies_by_id.values()
+                ),
+                numbers=dict(self._numbers),
+                carers=dict(self._active_carers),
+                landlines=dict(self._landlines),
+                fetched_at=self.directory_fetched_at,
+            )
+
+    def install_directory(self, copy: DirectoryCopy) -> None:
+        """Start from a saved copy (the database is unreachable at start-up). The copy stays
+        due for a refresh, so the first call that finds the database up reloads it."""
+        companies = {
+            c.company_id: _CompanyRow(
+                fx.CompanyInfo(c.company_id, c.code, c.language, c.timezone, c.task_codes_enabled),
+                c.region,
+            )
+            for c in copy.companies
+        }
+        with self._lock:
+            if (
+                self.directory_fetched_at is not None
+                and self.directory_fetched_at >= copy.fetched_at
+            ):
+                return  # the database answered meanwhile: keep its fresher directory
+            self._companies_by_id = companies
+            self._companies_by_code = {row.info.code: row for row in companies.values()}
+            self._numbers = dict(copy.numbers)
+            self._active_carers = dict(copy.carers)
+            self._landlines = dict(copy.landlines)
+            self.directory_fetched_at = copy.fetched_at
 
     def _lookup_cached(self, get: Callable[[], Any]) -> Any:
         self._refresh_directory()
@@ -182,24 +236,40 @@ class CallStore:
 
     def answer(self, effect: fx.Effect, call: CallRecord) -> fx.Reply:
         """Carry out one world effect; database trouble becomes a ``Failure`` reply."""
-        handler = self._handlers.get(type(effect))
-        if handler is None:
-            raise TypeError(f"not a world effect: {effect!r}")
         try:
-            return handler(self, effect, call)
+            return self.answer_or_raise(effect, call)
         except SQLAlchemyError as exc:
             log.error(
                 "database error on %s for call %s: %s", type(effect).__name__, call.call_key, exc
             )
             return fx.Failure(f"database: {type(exc).__name__}")
 
-    def answer_from_memory(self, effect: fx.Effect, call: CallRecord) -> fx.Reply | object:
+    def answer_or_raise(self, effect: fx.Effect, call: CallRecord) -> fx.Reply:
+        """``answer`` letting database errors through, for a caller that has a fallback."""
+        handler = self._handlers.get(type(effect))
+        if handler is None:
+            raise TypeError(f"not a world effect: {effect!r}")
+        return handler(self, effect, call)
+
+    def answer_from_memory(
+        self, effect: fx.Effect, call: CallRecord, *, stale_ok: bool = False
+    ) -> fx.Reply | object:
         """The answer to a lookup that the directory copy holds, without blocking; else
         ``NOT_IN_MEMORY`` and the caller runs ``answer`` on a worker thread.
 
         Most lookups of a call hit the copy: answering them on the caller's thread saves a
         thread hop each, which is most of what they would cost.
+
+        ``stale_ok`` (the database is down): the copy answers whatever its age, and a number,
+        company, carer or landline it does not hold is unknown (``None``). Lock-out checks are
+        not answered here then: ``ivr.resilient_store`` keeps their offline memory.
         """
+        if stale_ok:
+            if isinstance(
+                effect, fx.LookupCalledNumber | fx.LookupCompany | fx.LookupCarer | fx.LookupClient
+            ):
+                return self._from_copy(effect, call)
+            return NOT_IN_MEMORY
         if time.monotonic() - self._loaded_at >= self.directory_ttl_s:
             return NOT_IN_MEMORY  # a refresh is due: the worker thread does it
         if isinstance(effect, fx.LookupCalledNumber):
@@ -223,14 +293,38 @@ class CallStore:
                 return fx.ClientInfo(client_id)
         return NOT_IN_MEMORY
 
+    def _from_copy(self, effect: fx.Effect, call: CallRecord) -> fx.Reply:
+        """A directory lookup from memory only, misses included (never a query)."""
+        if isinstance(effect, fx.LookupCarer):
+            carer_id = self._active_carers.get((effect.company_id, effect.carer_code))
+            return fx.CarerInfo(carer_id) if carer_id is not None else None
+        if isinstance(effect, fx.LookupClient):
+            e164 = to_e164(effect.caller_raw, self.company_region(effect.company_id))
+            client_id = self._landlines.get((effect.company_id, e164)) if e164 else None
+            return fx.ClientInfo(client_id) if client_id is not None else None
+        if isinstance(effect, fx.LookupCompany):
+            row = self._companies_by_code.get(effect.code)
+            if row is None:
+                return None
+            call.company_id = row.info.company_id
+            return row.info
+        e164 = to_e164(effect.called_raw, self.default_region)
+        return self._service_number(e164 and self._numbers.get(e164), call)
+
     def _called_number(
         self, effect: fx.LookupCalledNumber, call: CallRecord
     ) -> fx.CalledNumber | None:
         e164 = to_e164(effect.called_raw, self.default_region)
         if e164 is None:
             return None
-        found = self._lookup_cached(lambda: self._numbers.get(e164))
-        if found is None:
+        return self._service_number(self._lookup_cached(lambda: self._numbers.get(e164)), call)
+
+    def _service_number(
+        self, found: tuple[str, int | None] | None, call: CallRecord
+    ) -> fx.CalledNumber | None:
+        """What the flow learns of a called number: its kind and, for a dedicated number, the
+        company it names (which the call then belongs to)."""
+        if not found:
             return None
         kind, company_id = found
         company = self._companies_by_id.get(company_id) if company_id is not None else None
@@ -388,33 +482,65 @@ class CallStore:
             return punch_rules.is_locked_out(effect.caller_raw, self._failures(conn, key, now), now)
 
     def _code_failure(self, effect: fx.RecordCodeFailure, call: CallRecord) -> bool:
+        return self.record_code_failure(effect, call, self.clock())
+
+    def record_code_failure(
+        self, effect: fx.RecordCodeFailure, call: CallRecord, now: dt.datetime
+    ) -> bool:
+        """``RecordCodeFailure`` at a time the caller chose (the offline path reuses it, so the
+        spool's replay recognises a late write of the same failure)."""
         key = self._lockout_key(effect.caller_raw, self.default_region)
         if key is None:
             return False
-        now = self.clock()
-        new = punch_rules.CodeFailure(now, effect.reason)
         self._failing_callers = self._failing_callers | {key}
         with self.sessions() as session, session.begin():
-            earlier = self._failures(session, key, now)
-            session.add(CodeFailure(caller_e164=key, at=now, what=effect.reason))
-            if punch_rules.failure_starts_lockout(effect.caller_raw, earlier, new):
-                session.add(
-                    Anomaly(
-                        company_id=call.company_id,
-                        key=f"CODE_BRUTE_FORCE:{key}:{now.isoformat()}",
-                        code="CODE_BRUTE_FORCE",
-                        severity="B",
-                        at=now,
-                        detail={
-                            "caller_number": key,
-                            "called_number": call.called_raw,
-                            "last_field": effect.what,
-                            "locked_until": (now + punch_rules.LOCKOUT_DURATION).isoformat(),
-                        },
-                    )
+            return self.store_code_failure(
+                session,
+                key=key,
+                caller_raw=effect.caller_raw,
+                at=now,
+                reason=effect.reason,
+                field=effect.what,
+                company_id=call.company_id,
+                called_raw=call.called_raw,
+            )
+
+    def store_code_failure(
+        self,
+        session: Session,
+        *,
+        key: str,
+        caller_raw: str,
+        at: dt.datetime,
+        reason: str,
+        field: str,
+        company_id: int | None,
+        called_raw: str,
+    ) -> bool:
+        """Store one failed entry (and ``CODE_BRUTE_FORCE`` when it starts a lock-out) in the
+        session's transaction; whether the caller is locked out from ``at`` on. Shared with the
+        spool's replay, which passes the time the failure happened."""
+        new = punch_rules.CodeFailure(at, reason)
+        earlier = self._failures(session, key, at)
+        session.add(CodeFailure(caller_e164=key, at=at, what=reason))
+        if punch_rules.failure_starts_lockout(caller_raw, earlier, new):
+            session.add(
+                Anomaly(
+                    company_id=company_id,
+                    key=f"CODE_BRUTE_FORCE:{key}:{at.isoformat()}",
+                    code="CODE_BRUTE_FORCE",
+                    severity="B",
+                    at=at,
+                    detail={
+                        "caller_number": key,
+                        "called_number": called_raw,
+                        "last_field": field,
+                        "locked_until": (at + punch_rules.LOCKOUT_DURATION).isoformat(),
+                    },
                 )
-                log.warning("caller %s locked out after repeated failed codes", key)
-            return punch_rules.is_locked_out(effect.caller_raw, [*earlier, new], now)
+            )
+            log.warning("caller %s locked out after repeated failed codes", key)
+        return punch_rules.is_locked_out(caller_raw, [*earlier, new], at)
 
     # --- punches ----------------------------------------------------------------------------------
 
@@ -467,26 +593,10 @@ class CallStore:
             )
             latest = self._latest_in_scope(conn, scope, caller_e164, now)
             self._write_call_core(conn, call)
-            values = {
-                "origin": call.origin,
-                "call_key": call.call_key,
-                "company_id": effect.company_id,
-                "carer_id": effect.carer_id,
-                "client_id": effect.client_id,
-                "kind": punch_rules.punch_kind(latest, now),
-                "at": now,
-                "source": "callback" if call.transport == "twilio" else "landline",
-                "status": "recorded",
-                "location_verified": call.transport != "twilio",
-                "caller_raw": (effect.caller_raw or None) and effect.caller_raw[:64],
-                "caller_e164": caller_e164,
-                "caller_withheld": is_withheld(effect.caller_raw),
-                "called_raw": call.called_raw[:64] or None,
-                "called_e164": call.called_e164,
-                "call_id": call.call_id,
-                "created_at": now,
-                "updated_at": now,
-            }
+            values = punch_values(
+                effect, call, punch_rules.punch_kind(latest, now), now, caller_e164
+            )
+            values["call_id"] = call.call_id
             stored = conn.execute(_statements(conn).insert_punch, values).first()
             if stored is None:
                 stored = conn.execute(
@@ -514,27 +624,23 @@ class CallStore:
                 punch.original_kind = None
             return self._recorded(punch)
 
+    def set_punch_kind(
+        self,
+        punch_id: int,
+        call: CallRecord,
+        kind: punch_rules.PunchKind,
+        original_kind: punch_rules.PunchKind | None,
+    ) -> fx.PunchRecorded:
+        """A correction stated as its result rather than as "flip it": written twice (a late
+        write after the spool's replay of the same correction), it changes nothing more."""
+        with self.sessions() as session, session.begin():
+            punch = self._punch_of_call(session, punch_id, call)
+            punch.kind, punch.original_kind = kind, original_kind
+            return self._recorded(punch)
+
     def _absent(self, effect: fx.ReportClientAbsent, call: CallRecord) -> None:
         with self.sessions() as session, session.begin():
-            punch = self._punch_of_call(session, effect.punch_id, call)
-            punch.status = "client_absent"
-            # The key reconciliation gives the same anomaly: one row, whoever writes it first.
-            key = anomaly_key(AnomalyCode.CLIENT_ABSENT, punch_id=punch.id)
-            if session.scalar(select(Anomaly.id).where(Anomaly.key == key)) is None:
-                session.add(
-                    Anomaly(
-                        company_id=punch.company_id,
-                        key=key,
-                        code="CLIENT_ABSENT",
-                        severity="B",
-                        carer_id=punch.carer_id,
-                        client_id=punch.client_id,
-                        punch_id=punch.id,
-                        call_id=punch.call_id,
-                        at=punch.at,
-                        detail={"reported_by": "carer", "caller_number": punch.caller_e164},
-                    )
-                )
+            mark_client_absent(session, self._punch_of_call(session, effect.punch_id, call))
         log.warning("client absent reported on punch %s", effect.punch_id)
         return None
 
@@ -581,22 +687,10 @@ class CallStore:
         """The journal with Core statements: one insert for the row, one executemany for the
         events. A call is journaled twice or more (at the punch, at the end, at each Twilio
         webhook), so the row is inserted when new and found when it exists."""
+        inserted = False
         if call.call_id is None:
-            call_id = conn.execute(
-                _statements(conn).insert_call,
-                {
-                    "origin": call.origin,
-                    "call_key": call.call_key,
-                    "transport": call.transport,
-                    "started_at": call.started_at,
-                    "called_raw": call.called_raw[:64] or None,
-                    "called_e164": call.called_e164,
-                    "caller_raw": call.caller_raw[:64] or None,
-                    "caller_e164": call.caller_e164,
-                    "caller_presentation": call.caller_presentation,
-                    "company_id": call.company_id,
-                },
-            ).scalar()
+            call_id = conn.execute(_statements(conn).insert_call, call_row_values(call)).scalar()
+            inserted = call_id is not None
             if call_id is None:
                 call_id = conn.execute(
                     select(Call.id).where(
@@ -614,7 +708,7 @@ class CallStore:
                 call.seq_base = 0
             call.call_id = call_id
         changes: dict[str, Any] = {}
-        if call.company_id is not None:
+        if call.company_id is not None and not inserted:  # a row just inserted has it
             changes["company_id"] = call.company_id
         if summary is not None:
             changes.update(
@@ -629,15 +723,12 @@ class CallStore:
             if summary.company_id is not None:
                 changes["company_id"] = summary.company_id
         if changes:
-            conn.execute(
-                update(Call).where(Call.id == bindparam("call_row")),
-                {"call_row": call.call_id, **changes},
-            )
+            conn.execute(_UPDATE_CALL, {"call_row": call.call_id, **changes})
         pending = call.events[call.written_events :]
         if pending:
             first = call.seq_base + call.written_events + 1
             conn.execute(
-                insert(CallEvent),
+                _INSERT_EVENTS,
                 [
                     {
                         "call_id": call.call_id,
@@ -665,11 +756,15 @@ class CallStore:
         except SQLAlchemyError as exc:
             log.error("could not journal call %s/%s: %s", call.origin, call.call_key, exc)
 
+    def write_final(self, call: CallRecord, summary: fx.CallSummary) -> None:
+        """Write the call's outcome and its remaining events; database errors go through."""
+        with self.engine.begin() as conn:
+            self._write_call_core(conn, call, summary, self.clock())
+
     def finish(self, call: CallRecord, summary: fx.CallSummary) -> None:
         """Write the call's outcome and its remaining events; never raises (the call is over)."""
         try:
-            with self.engine.begin() as conn:
-                self._write_call_core(conn, call, summary, self.clock())
+            self.write_final(call, summary)
         except SQLAlchemyError as exc:
             log.error("could not journal call %s/%s: %s", call.origin, call.call_key, exc)
         self._reconcile(call)
@@ -682,6 +777,73 @@ class CallStore:
             reconcile_call(self.engine, call.origin, call.call_key, self.clock())
         except Exception:
             log.exception("could not reconcile after call %s/%s", call.origin, call.call_key)
+
+
+def call_row_values(call: CallRecord) -> dict[str, Any]:
+    """The call row as first inserted (the journal and the spool's replay alike)."""
+    return {
+        "origin": call.origin,
+        "call_key": call.call_key,
+        "transport": call.transport,
+        "started_at": call.started_at,
+        "called_raw": call.called_raw[:64] or None,
+        "called_e164": call.called_e164,
+        "caller_raw": call.caller_raw[:64] or None,
+        "caller_e164": call.caller_e164,
+        "caller_presentation": call.caller_presentation,
+        "company_id": call.company_id,
+    }
+
+
+def punch_values(
+    effect: fx.RecordPunch,
+    call: CallRecord,
+    kind: punch_rules.PunchKind,
+    at: dt.datetime,
+    caller_e164: str | None,
+) -> dict[str, Any]:
+    """A punch row but its ``call_id`` (the database and the spool alike)."""
+    return {
+        "origin": call.origin,
+        "call_key": call.call_key,
+        "company_id": effect.company_id,
+        "carer_id": effect.carer_id,
+        "client_id": effect.client_id,
+        "kind": kind,
+        "at": at,
+        "source": "callback" if call.transport == "twilio" else "landline",
+        "status": "recorded",
+        "location_verified": call.transport != "twilio",
+        "caller_raw": (effect.caller_raw or None) and effect.caller_raw[:64],
+        "caller_e164": caller_e164,
+        "caller_withheld": is_withheld(effect.caller_raw),
+        "called_raw": call.called_raw[:64] or None,
+        "called_e164": call.called_e164,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def mark_client_absent(session: Session, punch: Punch) -> None:
+    """The carer pressed 9: the arrival becomes an absence report, with its alert."""
+    punch.status = "client_absent"
+    # The key reconciliation gives the same anomaly: one row, whoever writes it first.
+    key = anomaly_key(AnomalyCode.CLIENT_ABSENT, punch_id=punch.id)
+    if session.scalar(select(Anomaly.id).where(Anomaly.key == key)) is None:
+        session.add(
+            Anomaly(
+                company_id=punch.company_id,
+                key=key,
+                code="CLIENT_ABSENT",
+                severity="B",
+                carer_id=punch.carer_id,
+                client_id=punch.client_id,
+                punch_id=punch.id,
+                call_id=punch.call_id,
+                at=punch.at,
+                detail={"reported_by": "carer", "caller_number": punch.caller_e164},
+            )
+        )
 
 
 def _latest_punch(*where: Any) -> Any:
@@ -706,6 +868,11 @@ _LATEST_FROM_NUMBER = _latest_punch(
     ),
 )
 
+# The journal's statements, built once: a statement built per call costs its cache key (a
+# walk of the whole statement) on every execution, more than the rest of its execution.
+_UPDATE_CALL = update(Call).where(Call.id == bindparam("call_row"))
+_INSERT_EVENTS = insert(CallEvent)
+
 _FAILING_CALLERS = (
     select(CodeFailure.caller_e164).where(CodeFailure.at > bindparam("since")).distinct()
 )
@@ -724,6 +891,11 @@ class _Statements:
 
 
 _STATEMENTS: dict[str, _Statements] = {}
+
+
+def statements(conn: Connection) -> _Statements:
+    """The call and punch inserts that do nothing on a conflict, for this connection."""
+    return _statements(conn)
 
 
 def _statements(conn: Connection) -> _Statements:

@@ -33,6 +33,9 @@ COMMAND_MODULES = (
     "telegestion.commands.reconcile",
     "telegestion.commands.anomalies",
     "telegestion.commands.export",
+    "telegestion.commands.trace",
+    "telegestion.commands.demo",
+    "telegestion.commands.user",
 )
 
 

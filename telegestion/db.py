@@ -53,6 +53,10 @@ def make_engine(
 
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if parsed.get_backend_name() == "postgresql":
+        # A server that vanished from the network (host down, link cut) is noticed within
+        # seconds instead of the kernel's two hours, so its threads fail and calls go offline.
+        connect_args.update(keepalives=1, keepalives_idle=5, keepalives_interval=2)
+        connect_args["keepalives_count"] = 3
         options = parsed.query.get("options", "")
         if isinstance(options, tuple):
             options = " ".join(options)
@@ -62,7 +66,7 @@ def make_engine(
         extra = {
             "pool_size": pool_size,
             "max_overflow": 0,
-            "pool_pre_ping": True,
+            "pool_pre_ping": pre_ping,
             "pool_timeout": 10,
         }
     return create_engine(parsed, connect_args=connect_args, **extra)

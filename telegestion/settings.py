@@ -29,6 +29,11 @@ class Settings:
     # A query that takes longer is cancelled, so a stuck database cannot hold a call's thread.
     statement_timeout_ms: int = 5000
     db_pool_size: int = 10
+    # During a database outage calls go on from a local directory copy and a durable spool
+    # (ivr.resilient_store): its folder ("" = ./spool/<node>), and how long a call waits for the
+    # database before it goes offline.
+    spool_dir: str = ""
+    db_wait_s: float = 2.0
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_url: str = ""
@@ -41,6 +46,16 @@ class Settings:
     flow_arrival_readback_wait_s: float = 1.5
     flow_departure_readback_wait_s: float = 3.0
     flow_task_codes_timeout_s: float = 5.0
+    # Operations (docs/deployment.md): how long a stopping worker lets its calls finish, and
+    # the log line format (json for a log shipper, text for a person at a terminal).
+    shutdown_grace_s: float = 30.0
+    log_format: str = "json"
+    # Coordinator and support pages: a session ends after this much inactivity, and at the
+    # latest this long after login; a login is locked for a while after a few failed passwords.
+    web_session_idle_min: int = 60
+    web_session_max_hours: int = 12
+    web_login_max_failures: int = 5
+    web_login_lockout_min: int = 15
     config_file: str | None = None
 
 
@@ -91,5 +106,21 @@ def load_settings(
     for name, value in values.items():
         if name.startswith("flow_") and not 0 < value <= 60:
             raise SettingsError(f"{name} must be between 0 and 60 seconds, not {value!r}")
+        if name.startswith("web_") and value < 1:
+            raise SettingsError(f"{name} must be at least 1, not {value!r}")
+        if name == "shutdown_grace_s" and not 0 <= value <= 3600:
+            raise SettingsError(f"shutdown_grace_s must be between 0 and 3600, not {value!r}")
+        if name == "log_format" and value not in ("json", "text"):
+            raise SettingsError(f"log_format must be json or text, not {value!r}")
+
+    if "db_wait_s" in values and not 0 < values["db_wait_s"] <= 60:
+        raise SettingsError(
+            f"db_wait_s must be between 0 and 60 seconds, not {values['db_wait_s']!r}"
+        )
 
     return Settings(**values, config_file=str(path) if path else None)
+
+
+def spool_path(settings: Settings) -> Path:
+    """The worker's spool folder: ``spool_dir``, else ``./spool/<node>``."""
+    return Path(settings.spool_dir) if settings.spool_dir else Path("spool") / settings.node

@@ -8,6 +8,7 @@ from .planning import PlannedIntervention
 from .punches import Punch
 from .reconciliation import Anomaly, AnomalyResolution, Visit, VisitMatch
 from .users import User, user_companies
+from .web_sessions import LoginThrottle, WebSession
 
 __all__ = [
     "Anomaly",
@@ -24,6 +25,7 @@ __all__ = [
     "ClientLandline",
     "CodeFailure",
     "Company",
+    "LoginThrottle",
     "PlannedIntervention",
     "Punch",
     "ServiceNumber",
@@ -31,6 +33,7 @@ __all__ = [
     "User",
     "Visit",
     "VisitMatch",
+    "WebSession",
     "user_companies",
     "utcnow",
 ]

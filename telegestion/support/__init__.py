@@ -1,0 +1,1 @@
+"""Support tools: trace a call from a caller number and a time, explain it, write the ticket."""
