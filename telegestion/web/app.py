@@ -414,16 +414,44 @@ def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+#: The largest form body a page accepts: a resolution with a long note is a few KB.
+MAX_FORM_BYTES = 64 * 1024
+#: The longest value of one form field (a note included).
+MAX_FIELD_CHARS = 4000
+
+
+class FormRefused(Exception):
+    """A form no page should read: too big, a NUL character, a field too long."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _checked_form(body: bytes) -> dict[str, str]:
+    if len(body) > MAX_FORM_BYTES:
+        raise FormRefused(413, f"form larger than {MAX_FORM_BYTES} bytes")
+    form = _first_values(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    for name, value in form.items():
+        if "\x00" in name or "\x00" in value:
+            raise FormRefused(400, "a form field holds a NUL character")
+        if len(value) > MAX_FIELD_CHARS:
+            raise FormRefused(400, f"form field {name[:40]!r} longer than {MAX_FIELD_CHARS}")
+    return form
+
+
 def web_request(request: server.Request) -> WebRequest:
-    """The parts of a Twisted request the pages use, decoded (bad UTF-8 is replaced)."""
+    """The parts of a Twisted request the pages use, decoded (bad UTF-8 is replaced); a form
+    too big, with a NUL or an overlong field raises :class:`FormRefused` before any page
+    reads it (a NUL would fail in PostgreSQL, a huge note would fill the audit trail)."""
     uri = request.uri.decode("utf-8", "replace")
     split = urlsplit(uri)
     query = _first_values(parse_qsl(split.query, keep_blank_values=True))
     form: dict[str, str] = {}
     kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
     if request.method == b"POST" and kind == b"application/x-www-form-urlencoded":
-        body = request.content.read() if request.content is not None else b""
-        form = _first_values(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        body = request.content.read(MAX_FORM_BYTES + 1) if request.content is not None else b""
+        form = _checked_form(body)
     cookies: dict[str, str] = {}
     for name in (SESSION_COOKIE, LOGIN_COOKIE):
         value = request.getCookie(name.encode())
@@ -456,6 +484,11 @@ class _PageResource(resource.Resource):
     def render(self, request: server.Request) -> Any:
         try:
             asked = web_request(request)
+        except FormRefused as refused:
+            log.warning("form refused on %r: %s", request.path[:200], refused)
+            request.setResponseCode(refused.status)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return f"{refused}; nothing was changed.".encode()
         except Exception:  # pragma: no cover - a request Twisted parsed but we cannot
             request.setResponseCode(400)
             return b"bad request"

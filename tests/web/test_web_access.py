@@ -167,3 +167,20 @@ def test_repeated_failures_lock_the_login_for_a_while(browser: Browser, clock: C
     assert locked.status == 401 and "too many failed attempts" in locked.text
     clock.advance(minutes=15, seconds=1)
     assert browser.log_in("coord042").status == 303
+
+
+def test_hostile_forms_are_refused_and_change_nothing(
+    coord: Browser, agency: Agency, sessions: sessionmaker[Session]
+) -> None:
+    """A resolution form with a NUL, an overlong note or a body over the limit: 400 or 413,
+    nothing changes; the same form, well formed, still works."""
+    before = db_state(sessions)
+    good = coord.get("/anomalies").csrf()
+    resolve = f"/anomalies/{agency['late042']}/resolve"
+    fields = {"csrf": good, "action": "use_planned", "reason": "system_fault"}
+    assert coord.post(resolve, {**fields, "note": "a\x00b"}).status == 400
+    assert coord.post(resolve, {**fields, "action\x00": "x"}).status == 400
+    assert coord.post(resolve, {**fields, "note": "n" * 4001}).status == 400
+    assert coord.post(resolve, {**fields, "pad": "p" * 70_000}).status == 413
+    assert db_state(sessions) == before
+    assert coord.post(resolve, {**fields, "note": "n" * 4000}).status == 303
