@@ -27,6 +27,7 @@ the directory copy and its file fresh.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -83,6 +84,18 @@ class _PunchState:
     local_minute: int
 
 
+@dataclasses.dataclass(frozen=True)
+class _NotSpooled:
+    """A punch whose spool write failed, to take back its count."""
+
+    carer_id: int
+    kind: str = "punch"
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"punch": {"carer_id": self.carer_id}}
+
+
 def _corrected(state: _PunchState) -> tuple[fx.PunchKind, fx.PunchKind | None]:
     """Kind and original kind after one more correction (``CallStore._correct``'s rule)."""
     original = state.original_kind if state.original_kind is not None else state.kind
@@ -121,16 +134,22 @@ class ResilientStore:
         self.retry_s = retry_s
         self.copy_interval_s = copy_interval_s
         self.replay_batch = replay_batch
-        self.replayer = Replayer(store, spool)
+        self.replayer = Replayer(store, spool, on_done=self._replayed)
         self.recent = RecentPunches()
         self._lock = threading.Lock()
         self._down = False
+        #: an outage happened and the spool has not been empty since (for the log line)
+        self._behind = False
         self._down_since: float | None = None
         self._probe_due = 0.0
         self._copy_due = 0.0
         self._saved_copy: bytes | None = None
         self._window_first_id: int | None = None
         self._sticky: set[tuple[str, str]] = set()
+        # Carers with punches in the spool the database has not seen: their next punch is
+        # spooled too, since its kind depends on them; everyone else's goes to the database
+        # as soon as it answers, so the spool drains while calls keep coming.
+        self._spooled_carers: collections.Counter[int] = collections.Counter()
         self._journaled: set[tuple[str, str]] = set()
         # Database-path operations under way, by the id of their effect (or summary): True
         # once the executor gave up waiting and ran the offline path instead, so that the late
@@ -220,6 +239,7 @@ class ResilientStore:
             if self._down:
                 return
             self._down = True
+            self._behind = True
             self._down_since = time.monotonic()
             self.outages += 1
         log.error(
@@ -248,9 +268,21 @@ class ResilientStore:
         it is down, or the call or the spool has writes the database has not seen yet."""
         if self._down or (call.origin, call.call_key) in self._sticky:
             return True
-        if effect is None or isinstance(effect, WRITES):
-            return self.spool.backlog() > 0
+        if isinstance(effect, fx.RecordPunch):
+            with self._lock:
+                return self._spooled_carers[effect.carer_id] > 0
         return False
+
+    def _replayed(self, entries: list[Any]) -> None:
+        """Entries that left the spool (replayed or set aside): their carers' next punches may
+        go to the database again."""
+        with self._lock:
+            for entry in entries:
+                if entry.kind == "punch":
+                    carer = entry.payload["punch"]["carer_id"]
+                    self._spooled_carers[carer] -= 1
+                    if self._spooled_carers[carer] <= 0:
+                        del self._spooled_carers[carer]
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -272,6 +304,8 @@ class ResilientStore:
             key = (entry.origin, entry.call_key)
             if entry.kind == "punch":
                 p = entry.payload["punch"]
+                with self._lock:
+                    self._spooled_carers[p["carer_id"]] += 1
                 self.recent.add_local(
                     RecentPunch(
                         entry.origin,
@@ -288,6 +322,7 @@ class ResilientStore:
             else:
                 self.recent.update_local(key, client_absent=True)
         if self.spool.backlog():
+            self._behind = True
             log.warning("spool %s holds %d entries to replay", self.spool.path, self.backlog())
 
     # --- world effects ----------------------------------------------------------------------
@@ -567,7 +602,13 @@ class ResilientStore:
             "call": call_row_values(call),
             "punch": punch_values(effect, call, kind, now, caller_e164),
         }
-        seq = self.spool.append("punch", call.origin, call.call_key, payload)
+        with self._lock:  # before the append: a replay may remove the entry at once
+            self._spooled_carers[effect.carer_id] += 1
+        try:
+            seq = self.spool.append("punch", call.origin, call.call_key, payload)
+        except BaseException:
+            self._replayed([_NotSpooled(effect.carer_id)])
+            raise
         local_id = -seq
         local = self.store._local(effect.company_id, now)
         with self._lock:
@@ -713,7 +754,8 @@ class ResilientStore:
                 total.set_aside,
                 left,
             )
-            if not left and not self._down:
+            if not left and not self._down and self._behind:
+                self._behind = False
                 log.warning("spool replayed: the database has caught up")
         return total
 

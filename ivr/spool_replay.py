@@ -88,9 +88,18 @@ class Replayer:
     be set aside without holding back the others.
     """
 
-    def __init__(self, store: CallStore, spool: Spool, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: CallStore,
+        spool: Spool,
+        *,
+        clock: Clock | None = None,
+        on_done: Callable[[list[SpoolEntry]], None] | None = None,
+    ) -> None:
+        """``on_done`` hears of the entries that left the spool (replayed or set aside)."""
         self.store = store
         self.spool = spool
+        self.on_done = on_done
         self.clock = clock or store.clock
         self._replay: dict[str, Callable[[Connection, SpoolEntry], None]] = {
             "punch": self._punch,
@@ -110,10 +119,11 @@ class Replayer:
             outcome = self._replay_batch(entries)
         except _Refused:
             outcome = self._replay_one_by_one(entries)
+        done = entries[: outcome.replayed + outcome.set_aside]
+        if self.on_done is not None:
+            self.on_done(done)
         touched = {
-            (entry.origin, entry.call_key): None
-            for entry in entries[: outcome.replayed + outcome.set_aside]
-            if entry.kind != "code_failure"
+            (entry.origin, entry.call_key): None for entry in done if entry.kind != "code_failure"
         }
         self._reconcile(list(touched))
         return outcome

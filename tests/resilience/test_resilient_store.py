@@ -458,3 +458,32 @@ def test_a_code_failure_given_up_on_then_committed_late_counts_once(
     assert counts(sessions)["CodeFailure"] == 1
     replay(sessions, spool_dir)
     assert counts(sessions)["CodeFailure"] == 1
+
+
+def test_with_the_database_back_only_carers_with_spooled_punches_keep_spooling(
+    sessions: sessionmaker[Session], spool_dir: Path
+) -> None:
+    """Spool not yet replayed, database back: another carer's punch goes to the database at
+    once (so the spool drains while calls keep coming), while the carer whose arrival is still
+    in the spool is spooled again and read back as a departure; the replay then stores both."""
+    dead = dead_store(spool_dir)
+    first = run_calls(dead, [punch_call(MME_DUBOIS, ">042>12345")])
+    dead.spool.close()
+    back = live_store(sessions, spool_dir)
+    spooled = back.backlog()
+    other = run_calls(back, [punch_call(MME_FOURNIER, ">54321", called=DEDICATED_117)])
+    assert "telegestion/arrival-recorded" in other[0].prompts
+    assert [p.call_key for p in punch_rows(sessions)] == [other[0].uniqueid]
+    assert back.backlog() == spooled
+    same = run_calls(back, [punch_call(MME_DUBOIS, ">042>12345")])
+    assert "telegestion/departure-recorded" in same[0].prompts
+    assert back.backlog() > spooled
+    back.maintain()
+    assert back.backlog() == 0
+    kinds = {p.call_key: p.kind for p in punch_rows(sessions)}
+    assert kinds == {
+        first[0].uniqueid: "arrival",
+        other[0].uniqueid: "arrival",
+        same[0].uniqueid: "departure",
+    }
+    back.spool.close()
