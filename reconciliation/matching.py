@@ -48,6 +48,7 @@ from reconciliation.model import (
 )
 from reconciliation.rounding import realised_span, whole_minutes
 from reconciliation.scope import day_of
+from reconciliation.visits import visit_finding
 
 _SECOND = timedelta(seconds=1)
 
@@ -441,24 +442,7 @@ def matching_anomalies(
     by_key = {v.key: v for v in visits}
     for key, visit in by_key.items():
         if key not in result.chains:
-            code = AnomalyCode.UNPLANNED_VISIT
-            findings.append(
-                AnomalyOut(
-                    key=anomaly_key(code, visit_key=key),
-                    code=code,
-                    severity=severity_of(code),
-                    company_id=visit.company_id,
-                    carer_id=visit.carer_id,
-                    client_id=visit.client_id,
-                    planned_id=None,
-                    punch_id=visit.arrival_punch_id or visit.departure_punch_id,
-                    visit_key=key,
-                    at=visit.start,
-                    detail={},
-                    about_planned_ids=(),
-                    owner=visit.owner,
-                )
-            )
+            findings.append(visit_finding(AnomalyCode.UNPLANNED_VISIT, visit, visit.start, {}))
     match_of = {m.planned_id: m for m in matches}
     owners = result.owners
     for item in planned:
