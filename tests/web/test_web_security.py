@@ -28,10 +28,20 @@ T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 def test_passwords_are_hashed_with_argon2id_and_its_parameters() -> None:
     """The stored hash is argon2id with its memory, time and parallelism costs, salted."""
     first, second = hash_password("correct horse battery"), hash_password("correct horse battery")
-    assert first.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert first.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert first != second  # a salt of its own
     assert "correct horse" not in first
     assert not needs_rehash(first)
+
+
+def test_a_hash_made_with_other_costs_still_matches_and_is_rehashed() -> None:
+    """Hashes stored with the library's former 64 MiB default keep working, and are flagged for
+    re-hashing at their owner's next login."""
+    from argon2 import PasswordHasher
+
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("correct horse")
+    assert password_matches(old, "correct horse")
+    assert needs_rehash(old)
 
 
 def test_password_check_accepts_only_the_password() -> None:
