@@ -13,6 +13,11 @@ as macros:
 
 On PostgreSQL a large write goes through ``COPY`` into a temporary table and one set-based
 statement. Instants come back in the session's time zone; :meth:`Sql.instant` makes them UTC.
+
+The incremental path (one punch: some twenty small statements) spends more of PostgreSQL's time
+planning its reads than running them, so there (``Sql(..., prepare=True)``) each read is
+prepared once per connection and then executed by name. A batch does not prepare: its reads
+carry hundreds of carers, where a plan made for the actual arrays is worth its cost.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ from sqlalchemy.exc import DBAPIError
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"IN_LIST\(:([A-Za-z_]\w*)\)")
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+#: Prepared statements kept per connection; past this, statements run unprepared (a bound on
+#: the server's memory should statement texts ever be built from unbounded variations).
+MAX_PREPARED = 200
+#: Where a connection's prepared statements are remembered: SQLAlchemy's ``info`` lives as long
+#: as the database connection itself, as the prepared statements do.
+_PREPARED_KEY = "reconciliation_prepared"
+#: SQLSTATE of EXECUTE naming a prepared statement the connection no longer has.
+STATEMENT_GONE = "26000"
 
 Row = tuple[Any, ...]
 
@@ -42,6 +55,23 @@ def _render(sql: str, postgres: bool) -> str:
         sql = sql.replace("%", "%%")
         return _PARAM.sub(r"%(\1)s", sql)
     return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", sql)
+
+
+@lru_cache(maxsize=512)
+def _prepared_form(sql: str) -> tuple[str, tuple[str, ...]] | None:
+    """The statement with ``$1…$n`` in place of its names (each name once, in order of first
+    use), and those names; None for what is not worth preparing (anything but a read)."""
+    words = sql.split(None, 1)
+    if not words or words[0].upper() not in ("SELECT", "WITH"):
+        return None
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PARAM.sub(number, _IN_LIST.sub(r"= ANY(:\1)", sql)), tuple(names)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -109,7 +139,7 @@ def _copy_formats(columns: str) -> list[Any]:
 class Sql:
     """One connection's raw cursor, inside the SQLAlchemy transaction that owns it."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, prepare: bool = False) -> None:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
         if conn.dialect.name not in ("postgresql", "sqlite"):
@@ -120,6 +150,10 @@ class Sql:
         assert self.raw is not None
         self._error = conn.dialect.loaded_dbapi.Error
         self._temp: set[str] = set()
+        #: Statement text -> prepared name, for this database connection (None: no preparing).
+        self._prepared: dict[str, str] | None = None
+        if prepare and self.postgres:
+            self._prepared = conn.connection.info.setdefault(_PREPARED_KEY, {})
 
     # --- statements -----------------------------------------------------------------------
 
@@ -128,6 +162,11 @@ class Sql:
         return {k: convert(v) for k, v in params.items()}
 
     def _run(self, sql: str, params: Mapping[str, Any]) -> Any:
+        if self._prepared is not None and (form := _prepared_form(sql)) is not None:
+            text, names = form
+            name = self._prepared.get(text)
+            if name is not None or len(self._prepared) < MAX_PREPARED:
+                return self._run_prepared(text, names, name, params)
         cursor = self.raw.cursor()
         statement = _render(sql, self.postgres)
         try:
@@ -135,6 +174,32 @@ class Sql:
         except self._error as exc:
             cursor.close()
             raise DBAPIError.instance(statement, dict(params), exc, self._error) from exc
+        return cursor
+
+    def _run_prepared(
+        self, text: str, names: tuple[str, ...], name: str | None, params: Mapping[str, Any]
+    ) -> Any:
+        assert self._prepared is not None
+        cursor = self.raw.cursor()
+        try:
+            if name is None:
+                name = f"tg_rec_{len(self._prepared)}"
+                cursor.execute(f"PREPARE {name} AS {text}")
+                # Remembered only once it exists: a failed PREPARE leaves nothing behind.
+                self._prepared[text] = name
+            values = self._params(params)
+            if names:
+                marks = ", ".join(["%s"] * len(names))
+                cursor.execute(f"EXECUTE {name} ({marks})", [values[n] for n in names])
+            else:
+                cursor.execute(f"EXECUTE {name}")
+        except self._error as exc:
+            cursor.close()
+            if getattr(exc, "pgcode", None) == STATEMENT_GONE:
+                # Someone ran DEALLOCATE or DISCARD on this connection: forget them all, and
+                # let the caller retry the transaction (see reconciliation.store).
+                self._prepared.clear()
+            raise DBAPIError.instance(text, dict(params), exc, self._error) from exc
         return cursor
 
     def fetch(self, sql: str, **params: Any) -> list[Row]:
