@@ -6,7 +6,7 @@ as long as the real sound files and whose carer keys a digit every 300-600 ms, h
 waiting for each prompt, half typing over. Prints one JSON object with what it measured.
 
 Run by ``bench/bench_fastagi.py``; usable alone:
-    python bench/agi_loadgen.py --port 4573 --rate 100 --duration 60 --per-company 3000
+    python bench/agi_loadgen.py --ports 4573 --rate 100 --duration 60 --per-company 3000
 """
 
 from __future__ import annotations
@@ -63,13 +63,16 @@ def build_calls(count: int, per_company: int, seed: int) -> list[tuple[Simulated
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--ports", required=True, help="comma-separated worker ports; calls go round-robin"
+    )
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--per-company", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     count = int(args.rate * args.duration)
+    ports = [int(p) for p in args.ports.split(",")]
     calls = build_calls(count, args.per_company, args.seed)
     records: list = [None] * count
     in_progress = {"now": 0, "peak": 0}
@@ -88,7 +91,8 @@ def main() -> None:
             if all(r is not None for r in records):
                 reactor.stop()
 
-        place_call(reactor, args.host, args.port, calls[i][0], connect_timeout=2.0).addBoth(done)
+        port = ports[i % len(ports)]
+        place_call(reactor, args.host, port, calls[i][0], connect_timeout=2.0).addBoth(done)
 
     def schedule() -> None:
         for i in range(count):

@@ -83,7 +83,7 @@ class MemoryWatch:
 
 
 def start_target(
-    kind: str, url: str, port: int, spool_dir: Path | None = None
+    kind: str, url: str, port: int, spool_dir: Path | None = None, node: str = "bench"
 ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGESTION_")}
     if spool_dir is not None:
@@ -93,7 +93,7 @@ def start_target(
     # threads only fight the reactor for the GIL.
     env.update(TELEGESTION_DATABASE_URL=url, TELEGESTION_DB_POOL_SIZE="4")
     if kind == "fastagi":
-        env["TELEGESTION_NODE"] = "bench"
+        env["TELEGESTION_NODE"] = node
         argv = [
             sys.executable,
             "-m",
@@ -137,7 +137,7 @@ def wait_for_spool(path: Path, limit_s: float = 900.0) -> tuple[int, float]:
     return first, round(time.monotonic() - started, 1)
 
 
-def check_punches(url: str, origin: str, expected: list[dict], uniqueids: list[str]) -> dict:
+def check_punches(url: str, origins: list[str], expected: list[dict], uniqueids: list[str]) -> dict:
     engine = make_engine(url)
     with engine.connect() as conn:
         companies = dict(conn.execute(select(Company.id, Company.code)).all())
@@ -148,7 +148,7 @@ def check_punches(url: str, origin: str, expected: list[dict], uniqueids: list[s
         clients = {r.id: r.client_ref for r in conn.execute(select(Client.id, Client.client_ref))}
         rows = conn.execute(
             select(Punch.call_key, Punch.carer_id, Punch.client_id, Punch.kind).where(
-                Punch.origin == origin
+                Punch.origin.in_(origins)
             )
         ).all()
     engine.dispose()
@@ -191,17 +191,25 @@ def run_target(kind: str, base_url: str, args: argparse.Namespace) -> dict:
         per_company = int(args.rate * args.duration / 2) + 1
         seed(engine, per_company)
         engine.dispose()
-        port = args.port + (0 if kind == "fastagi" else 1)
-        spool_dir = Path(tempfile.mkdtemp(prefix="bench-spool-"))
-        proc = start_target(kind, url, port, spool_dir)
-        watch = MemoryWatch(proc.pid)
-        cpu_before = watch.cpu_seconds()
+        # Several workers, as deployed (one per core, Asterisk spreading calls over them with
+        # SRV records): each its own port, node name and spool; the baseline gets as many
+        # processes.
+        base_port = args.port + (0 if kind == "fastagi" else 50)
+        ports = [base_port + k for k in range(args.workers)]
+        nodes = [f"bench{k}" if args.workers > 1 else "bench" for k in range(args.workers)]
+        spool_dirs = [Path(tempfile.mkdtemp(prefix="bench-spool-")) for _ in ports]
+        procs = [
+            start_target(kind, url, port, spool, node)
+            for port, spool, node in zip(ports, spool_dirs, nodes, strict=True)
+        ]
+        watches = [MemoryWatch(proc.pid) for proc in procs]
+        cpu_before = sum(w.cpu_seconds() for w in watches)
         load = subprocess.run(
             [
                 sys.executable,
                 str(HERE / "agi_loadgen.py"),
-                "--port",
-                str(port),
+                "--ports",
+                ",".join(map(str, ports)),
                 "--rate",
                 str(args.rate),
                 "--duration",
@@ -217,18 +225,23 @@ def run_target(kind: str, base_url: str, args: argparse.Namespace) -> dict:
         # Calls the server answered from its spool (the database slower than its bounded wait,
         # as happens when the server is overloaded) reach the database when the spool replays:
         # wait for that before checking, and say how much there was.
-        spool_left, drain_s = wait_for_spool(spool_dir / "spool.sqlite3")
-        cpu = watch.cpu_seconds() - cpu_before
-        watch.stop()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        spools = [wait_for_spool(spool / "spool.sqlite3") for spool in spool_dirs]
+        spool_left = sum(left for left, _ in spools)
+        drain_s = max(seconds for _, seconds in spools)
+        cpu = sum(w.cpu_seconds() for w in watches) - cpu_before
+        for watch in watches:
+            watch.stop()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         result = json.loads(load.stdout.strip().splitlines()[-1])
         checks = check_punches(
             url,
-            "bench" if kind == "fastagi" else "baseline",
+            nodes if kind == "fastagi" else ["baseline"],
             result.pop("expected"),
             result.pop("uniqueids"),
         )
@@ -236,8 +249,9 @@ def run_target(kind: str, base_url: str, args: argparse.Namespace) -> dict:
             checks=checks,
             spool_left_after_load=spool_left,
             spool_drain_s=drain_s,
-            server_peak_rss_mb=round(watch.peak_kb / 1024, 1),
-            server_threads_peak=watch.threads_peak,
+            workers=args.workers,
+            server_peak_rss_mb=round(sum(w.peak_kb for w in watches) / 1024, 1),
+            server_threads_peak=sum(w.threads_peak for w in watches),
             server_cpu_s=round(cpu, 1),
             # CPU, not wall time: comparable across runs on a shared machine.
             server_cpu_ms_per_call=round(1000 * cpu / max(result["calls"], 1), 2),
@@ -255,6 +269,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of new calls")
     parser.add_argument("--port", type=int, default=14600)
     parser.add_argument("--database", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (FastAGI workers) per target"
+    )
     parser.add_argument("--only", choices=("fastagi", "baseline"), default=None)
     parser.add_argument(
         "--sweep", default="", help="comma-separated rates to run instead of --rate, e.g. 25,50,100"
