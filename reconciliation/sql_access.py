@@ -22,6 +22,7 @@ carry hundreds of carers, where a plan made for the actual arrays is worth its c
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -42,8 +43,12 @@ MAX_PREPARED = 200
 #: Where a connection's prepared statements are remembered: SQLAlchemy's ``info`` lives as long
 #: as the database connection itself, as the prepared statements do.
 _PREPARED_KEY = "reconciliation_prepared"
+#: Set when what is remembered may be wrong: the next transaction asks the server.
+_RESYNC_KEY = "reconciliation_prepared_resync"
 #: SQLSTATE of EXECUTE naming a prepared statement the connection no longer has.
 STATEMENT_GONE = "26000"
+#: SQLSTATE of PREPARE of a name the connection already holds.
+STATEMENT_EXISTS = "42P05"
 
 Row = tuple[Any, ...]
 
@@ -58,9 +63,10 @@ def _render(sql: str, postgres: bool) -> str:
 
 
 @lru_cache(maxsize=512)
-def _prepared_form(sql: str) -> tuple[str, tuple[str, ...]] | None:
+def _prepared_form(sql: str) -> tuple[str, tuple[str, ...], str] | None:
     """The statement with ``$1…$n`` in place of its names (each name once, in order of first
-    use), and those names; None for what is not worth preparing (anything but a read)."""
+    use), those names, and the statement's prepared name; None for what is not worth
+    preparing (anything but a read)."""
     words = sql.split(None, 1)
     if not words or words[0].upper() not in ("SELECT", "WITH"):
         return None
@@ -71,7 +77,14 @@ def _prepared_form(sql: str) -> tuple[str, tuple[str, ...]] | None:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    return _PARAM.sub(number, _IN_LIST.sub(r"= ANY(:\1)", sql)), tuple(names)
+    text = _PARAM.sub(number, _IN_LIST.sub(r"= ANY(:\1)", sql))
+    return text, tuple(names), _statement_name(text)
+
+
+def _statement_name(text: str) -> str:
+    """Named after its text, so a name can never run another statement than its own, even on
+    a server connection a pooler shares between several of ours."""
+    return "tg_rec_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -150,10 +163,16 @@ class Sql:
         assert self.raw is not None
         self._error = conn.dialect.loaded_dbapi.Error
         self._temp: set[str] = set()
-        #: Statement text -> prepared name, for this database connection (None: no preparing).
-        self._prepared: dict[str, str] | None = None
+        #: Names of the statements this database connection holds (None: no preparing).
+        self._prepared: set[str] | None = None
         if prepare and self.postgres:
-            self._prepared = conn.connection.info.setdefault(_PREPARED_KEY, {})
+            info = conn.connection.info
+            if info.pop(_RESYNC_KEY, False):
+                held = self.raw.cursor()
+                held.execute("SELECT name FROM pg_prepared_statements")
+                info[_PREPARED_KEY] = {name for (name,) in held.fetchall()}
+                held.close()
+            self._prepared = info.setdefault(_PREPARED_KEY, set())
 
     # --- statements -----------------------------------------------------------------------
 
@@ -162,11 +181,11 @@ class Sql:
         return {k: convert(v) for k, v in params.items()}
 
     def _run(self, sql: str, params: Mapping[str, Any]) -> Any:
-        if self._prepared is not None and (form := _prepared_form(sql)) is not None:
-            text, names = form
-            name = self._prepared.get(text)
-            if name is not None or len(self._prepared) < MAX_PREPARED:
-                return self._run_prepared(text, names, name, params)
+        prepared = self._prepared
+        if prepared is not None:
+            form = _prepared_form(sql)
+            if form is not None and (form[2] in prepared or len(prepared) < MAX_PREPARED):
+                return self._run_prepared(*form, params)
         cursor = self.raw.cursor()
         statement = _render(sql, self.postgres)
         try:
@@ -177,16 +196,15 @@ class Sql:
         return cursor
 
     def _run_prepared(
-        self, text: str, names: tuple[str, ...], name: str | None, params: Mapping[str, Any]
+        self, text: str, names: tuple[str, ...], name: str, params: Mapping[str, Any]
     ) -> Any:
         assert self._prepared is not None
         cursor = self.raw.cursor()
         try:
-            if name is None:
-                name = f"tg_rec_{len(self._prepared)}"
+            if name not in self._prepared:
                 cursor.execute(f"PREPARE {name} AS {text}")
                 # Remembered only once it exists: a failed PREPARE leaves nothing behind.
-                self._prepared[text] = name
+                self._prepared.add(name)
             values = self._params(params)
             if names:
                 marks = ", ".join(["%s"] * len(names))
@@ -195,10 +213,13 @@ class Sql:
                 cursor.execute(f"EXECUTE {name}")
         except self._error as exc:
             cursor.close()
-            if getattr(exc, "pgcode", None) == STATEMENT_GONE:
-                # Someone ran DEALLOCATE or DISCARD on this connection: forget them all, and
-                # let the caller retry the transaction (see reconciliation.store).
+            if getattr(exc, "pgcode", None) in (STATEMENT_GONE, STATEMENT_EXISTS):
+                # What this connection holds is not what we remember: someone ran DEALLOCATE or
+                # DISCARD, or a pooler in transaction mode handed over another server
+                # connection. The caller retries the transaction (reconciliation.store), whose
+                # first step asks the server what it holds.
                 self._prepared.clear()
+                self.conn.connection.info[_RESYNC_KEY] = True
             raise DBAPIError.instance(text, dict(params), exc, self._error) from exc
         return cursor
 

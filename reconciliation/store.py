@@ -45,7 +45,7 @@ from reconciliation.scope import (
     refresh_after_planned,
     refresh_after_punch,
 )
-from reconciliation.sql_access import STATEMENT_GONE, Sql, begin
+from reconciliation.sql_access import STATEMENT_EXISTS, STATEMENT_GONE, Sql, begin
 from telegestion.model import utcnow as utc_now
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def _lock_wait_expired(exc: DBAPIError) -> bool:
 
 
 def _retryable(exc: DBAPIError) -> bool:
-    if getattr(exc.orig, "pgcode", None) in ("40P01", "40001", STATEMENT_GONE):
+    if getattr(exc.orig, "pgcode", None) in ("40P01", "40001", STATEMENT_GONE, STATEMENT_EXISTS):
         return True
     return "database is locked" in str(exc.orig)
 

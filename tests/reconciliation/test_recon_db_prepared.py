@@ -22,10 +22,19 @@ def test_only_reads_are_prepared_and_names_become_numbers() -> None:
     form = _prepared_form(
         "SELECT a FROM t WHERE x IN_LIST(:ids) AND y >= :lo AND z < :hi AND w::text = :lo"
     )
-    assert form == (
+    assert form is not None
+    assert form[:2] == (
         "SELECT a FROM t WHERE x = ANY($1) AND y >= $2 AND z < $3 AND w::text = $2",
         ("ids", "lo", "hi"),
     )
+    # The prepared name is made from the text: the same text, the same name; another, another.
+    assert (
+        form[2]
+        == _prepared_form(
+            "SELECT a FROM t WHERE x IN_LIST(:ids) AND y >= :lo AND z < :hi AND w::text = :lo"
+        )[2]
+    )  # type: ignore[index]
+    assert form[2] != _prepared_form("SELECT b FROM t WHERE x IN_LIST(:ids)")[2]  # type: ignore[index]
     assert _prepared_form("  WITH s AS (SELECT 1) SELECT * FROM s")[1] == ()  # type: ignore[index]
     assert _prepared_form("UPDATE t SET a = :a") is None
     assert _prepared_form("INSERT INTO t VALUES (:a)") is None
@@ -36,14 +45,17 @@ def _only_postgres(engine: Engine) -> None:
         pytest.skip("prepared statements are PostgreSQL's")
 
 
-def _prepared(engine: Engine) -> tuple[dict[str, str], set[str]]:
-    """What the pooled connection remembers, and what the server holds for it."""
+def _prepared(engine: Engine) -> tuple[set[str], dict[str, str]]:
+    """The names the pooled connection remembers, and the statements the server holds for it
+    (name -> the statement as prepared)."""
     with engine.connect() as conn:
-        remembered = dict(conn.connection.info.get(_PREPARED_KEY, {}))
-        held = set(
+        remembered = set(conn.connection.info.get(_PREPARED_KEY, set()))
+        held = dict(
             conn.execute(
-                text("SELECT name FROM pg_prepared_statements WHERE name LIKE 'tg_rec_%'")
-            ).scalars()
+                text(
+                    "SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'tg_rec_%'"
+                )
+            ).all()
         )
     return remembered, held
 
@@ -68,9 +80,10 @@ def test_reads_are_prepared_once_and_reused(
     reconcile_after_punches(engine, [first], now=NOW)
     remembered, held = _prepared(engine)
     assert remembered, "the incremental run prepared its reads"
-    assert set(remembered.values()) == held
-    assert all(sql.split(None, 1)[0] in ("SELECT", "WITH") for sql in remembered), "reads only"
-    assert any("own_clients" in sql for sql in remembered), "the neighbourhood among them"
+    assert remembered == set(held)
+    prepared = [sql.split(" AS ", 1)[1] for sql in held.values()]
+    assert all(sql.split(None, 1)[0] in ("SELECT", "WITH") for sql in prepared), "reads only"
+    assert any("own_clients" in sql for sql in prepared), "the neighbourhood among them"
 
     second = w.punch(company, carer, client, "departure", "2026-05-04 09:02")
     reconcile_after_punches(engine, [second], now=NOW)
@@ -90,8 +103,8 @@ def test_batch_chunks_prepare_nothing(engine: Engine, sessions: sessionmaker[Ses
     engine.dispose()
     assert reconcile_range(engine, None, None, now=NOW).counts.total > 0
     remembered, held = _prepared(engine)
-    assert set(remembered.values()) == held
-    assert not any("own_clients" in sql or "FROM visits" in sql for sql in remembered)
+    assert remembered == set(held)
+    assert not any("own_clients" in sql or "FROM visits" in sql for sql in held.values())
 
 
 def test_statements_deallocated_behind_its_back_are_prepared_again(
@@ -109,11 +122,35 @@ def test_statements_deallocated_behind_its_back_are_prepared_again(
     with engine.connect() as conn:
         conn.execute(text("DEALLOCATE ALL"))
         conn.commit()
-    assert _prepared(engine)[1] == set()
+    assert _prepared(engine)[1] == {}
     late = w.punch(company, carer, client, "arrival", "2026-05-05 08:40")
     reconcile_after_punches(engine, [late], now=NOW)
     remembered, held = _prepared(engine)
-    assert remembered and set(remembered.values()) == held
+    assert remembered and remembered == set(held)
     assert "LATE_ARRIVAL" in {key.split(":")[0] for key in open_codes(sessions)}
     # What the retried run wrote is what a batch over the days writes: it finds nothing to do.
+    assert reconcile_range(engine, None, None, now=NOW).counts.total == 0
+
+
+def test_statements_the_server_already_holds_are_executed_as_they_are(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A pooler may hand over a server connection where the same statement was prepared by
+    another of our connections: PREPARE fails, the name (made from the text) is taken as it is,
+    and the retried run reconciles as if nothing happened."""
+    _only_postgres(engine)
+    w = World(sessions)
+    company, client, carer = _day(w)
+    engine.dispose()
+    reconcile_after_punches(
+        engine, [w.punch(company, carer, client, "arrival", "2026-05-04 08:05")], now=NOW
+    )
+    _, held = _prepared(engine)
+    with engine.connect() as conn:
+        conn.connection.info[_PREPARED_KEY].clear()  # as if another client had prepared them
+    late = w.punch(company, carer, client, "arrival", "2026-05-05 08:40")
+    reconcile_after_punches(engine, [late], now=NOW)
+    again, held_again = _prepared(engine)
+    assert held_again == held, "nothing prepared twice, nothing lost"
+    assert again == set(held)
     assert reconcile_range(engine, None, None, now=NOW).counts.total == 0
