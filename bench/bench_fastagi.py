@@ -156,6 +156,7 @@ def check_punches(url: str, origins: list[str], expected: list[dict], uniqueids:
     for row in rows:
         by_key.setdefault(row.call_key, []).append(row)
     right = duplicates = wrong = missing = 0
+    examples: list[dict[str, str]] = []
     for meta, uid in zip(expected, uniqueids, strict=True):
         got = by_key.get(uid, [])
         if not got:
@@ -171,12 +172,22 @@ def check_punches(url: str, origins: list[str], expected: list[dict], uniqueids:
         )
         right += ok
         wrong += not ok
+        if not ok and len(examples) < 10:
+            company, carer = carers[punch.carer_id]
+            examples.append(
+                {
+                    "call": uid,
+                    "expected": f"{meta['company']}/K{meta['index']} at C{meta['index']}, arrival",
+                    "stored": f"{company}/{carer} at {clients.get(punch.client_id)}, {punch.kind}",
+                }
+            )
     return {
         "right": right,
         "wrong": wrong,
         "missing": missing,
         "duplicates": duplicates,
         "punches": len(rows),
+        "wrong_examples": examples,
     }
 
 
