@@ -69,15 +69,29 @@ def _day(w: World) -> tuple[int, int, int]:
     return company, client, carer
 
 
-def test_reads_are_prepared_once_and_reused(
+def _arrival_reconciled(
     engine: Engine, sessions: sessionmaker[Session]
-) -> None:
-    _only_postgres(engine)
+) -> tuple[World, tuple[int, int, int]]:
+    """The day, on a pool with no connection yet, then an arrival reconciled incrementally."""
     w = World(sessions)
     company, client, carer = _day(w)
     engine.dispose()
     first = w.punch(company, carer, client, "arrival", "2026-05-04 08:05")
     reconcile_after_punches(engine, [first], now=NOW)
+    return w, (company, client, carer)
+
+
+def _late_arrival_reconciled(engine: Engine, w: World, day: tuple[int, int, int]) -> None:
+    company, client, carer = day
+    late = w.punch(company, carer, client, "arrival", "2026-05-05 08:40")
+    reconcile_after_punches(engine, [late], now=NOW)
+
+
+def test_reads_are_prepared_once_and_reused(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    _only_postgres(engine)
+    w, (company, client, carer) = _arrival_reconciled(engine, sessions)
     remembered, held = _prepared(engine)
     assert remembered, "the incremental run prepared its reads"
     assert remembered == set(held)
@@ -113,18 +127,12 @@ def test_statements_deallocated_behind_its_back_are_prepared_again(
     """DEALLOCATE ALL (a pooler, an operator) leaves the remembered names wrong: the run that
     meets it forgets them, is retried, and reconciles as if nothing happened."""
     _only_postgres(engine)
-    w = World(sessions)
-    company, client, carer = _day(w)
-    engine.dispose()
-    reconcile_after_punches(
-        engine, [w.punch(company, carer, client, "arrival", "2026-05-04 08:05")], now=NOW
-    )
+    w, day = _arrival_reconciled(engine, sessions)
     with engine.connect() as conn:
         conn.execute(text("DEALLOCATE ALL"))
         conn.commit()
     assert _prepared(engine)[1] == {}
-    late = w.punch(company, carer, client, "arrival", "2026-05-05 08:40")
-    reconcile_after_punches(engine, [late], now=NOW)
+    _late_arrival_reconciled(engine, w, day)
     remembered, held = _prepared(engine)
     assert remembered and remembered == set(held)
     assert "LATE_ARRIVAL" in {key.split(":")[0] for key in open_codes(sessions)}
@@ -136,20 +144,15 @@ def test_statements_the_server_already_holds_are_executed_as_they_are(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     """A pooler may hand over a server connection where the same statement was prepared by
-    another of our connections: PREPARE fails, the name (made from the text) is taken as it is,
-    and the retried run reconciles as if nothing happened."""
+    another of our connections: PREPARE fails, the retried run first reads what the server
+    holds (a name is made from its text, so it runs the same statement), and reconciles as if
+    nothing happened."""
     _only_postgres(engine)
-    w = World(sessions)
-    company, client, carer = _day(w)
-    engine.dispose()
-    reconcile_after_punches(
-        engine, [w.punch(company, carer, client, "arrival", "2026-05-04 08:05")], now=NOW
-    )
+    w, day = _arrival_reconciled(engine, sessions)
     _, held = _prepared(engine)
     with engine.connect() as conn:
         conn.connection.info[_PREPARED_KEY].clear()  # as if another client had prepared them
-    late = w.punch(company, carer, client, "arrival", "2026-05-05 08:40")
-    reconcile_after_punches(engine, [late], now=NOW)
+    _late_arrival_reconciled(engine, w, day)
     again, held_again = _prepared(engine)
     assert held_again == held, "nothing prepared twice, nothing lost"
     assert again == set(held)
